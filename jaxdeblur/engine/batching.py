@@ -1,0 +1,86 @@
+"""Running many independent DIP runs at once: one device, then many devices.
+
+A batch of runs is a `RunState` whose leaves have a leading run axis R. Two
+ways to map a one-run function over that axis on one device:
+
+- ``"vmap"``: jax.vmap. Every convolution with per-run weights becomes one
+  grouped convolution. Wins on GPUs/TPUs, where one big kernel launch beats
+  R small ones.
+- ``"map"``: jax.lax.map, i.e. a loop over runs inside the compiled program.
+  Wins on CPUs, where XLA's grouped convolutions are much slower than R plain
+  ones (measured in experiments/bench_dip.py).
+
+``"auto"`` picks "map" on CPU and "vmap" elsewhere. Across devices the run
+axis is split with `jax.shard_map` over a 1-D mesh named "runs" (all local
+devices, or all global devices after `jax.distributed.initialize()`), and
+each device maps its own slice with the chosen strategy. R is padded to a
+multiple of the device count by repeating the last run.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+STRATEGIES = ("auto", "vmap", "map")
+RUN_AXIS = "runs"
+
+
+def resolve_strategy(strategy: str, platform: str | None = None) -> str:
+    """"auto" -> "map" on CPU, "vmap" on GPU/TPU; other values are checked and returned."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown batch strategy {strategy!r}; choose one of {STRATEGIES}")
+    if strategy != "auto":
+        return strategy
+    platform = platform or jax.default_backend()
+    return "map" if platform == "cpu" else "vmap"
+
+
+def over_runs(fn: Callable, strategy: str) -> Callable:
+    """Maps a one-run function over the leading run axis of its (single) argument."""
+    if strategy == "vmap":
+        return jax.vmap(fn)
+    if strategy == "map":
+        return lambda tree: jax.lax.map(fn, tree)
+    raise ValueError(f"strategy must be 'vmap' or 'map' here, got {strategy!r}")
+
+
+def run_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named "runs" over `devices` (default: all devices of all hosts)."""
+    devices = list(devices) if devices is not None else jax.devices()
+    if not devices:
+        raise ValueError("no devices to run on")
+    return Mesh(np.array(devices), (RUN_AXIS,))
+
+
+def sharded_over_runs(fn: Callable, mesh: Mesh) -> Callable:
+    """Splits the run axis of a batched function's argument and outputs across the mesh."""
+    if mesh.size == 1:
+        return fn
+    spec = P(RUN_AXIS)
+    return jax.shard_map(fn, mesh=mesh, in_specs=(spec,), out_specs=spec, check_vma=False)
+
+
+def padded_size(runs: int, mesh: Mesh) -> int:
+    """The smallest multiple of the mesh size holding `runs` runs."""
+    return -(-runs // mesh.size) * mesh.size
+
+
+def pad_runs(tree, size: int):
+    """Pads the leading axis of every leaf to `size` by repeating the last run."""
+    def pad(x):
+        extra = size - x.shape[0]
+        if extra == 0:
+            return x
+        return np.concatenate([np.asarray(x), np.repeat(np.asarray(x)[-1:], extra, axis=0)])
+    return jax.tree.map(pad, tree)
+
+
+def place(tree, mesh: Mesh):
+    """Puts every leaf on the mesh, split along its leading run axis."""
+    sharding = NamedSharding(mesh, P(RUN_AXIS))
+    return jax.device_put(tree, sharding)

@@ -1,0 +1,17 @@
+"""DIP methods, one module per paper, looked up by name."""
+
+from jaxdeblur.methods.config import override, resolve
+from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
+
+METHODS = {m.name: m for m in (SelfDeblur(),)}
+
+
+def get_method(name: str):
+    """The method object registered under `name` (ValueError listing the choices)."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}") from None
+
+
+__all__ = ["METHODS", "get_method", "DIPConfig", "SelfDeblur", "override", "resolve"]

@@ -1,0 +1,63 @@
+"""Declarative method configs: frozen dataclasses with presets and overrides.
+
+A method's config holds every number of the method (network widths, learning
+rates, loss schedule, iterations). Each method declares three presets:
+
+- ``"paper"``: exactly the settings of the paper / reference code,
+- ``"fast"``: a documented cheaper setting for CPUs,
+- ``"tiny"``: for tests (seconds on a CPU).
+
+Configs are hashable, so the engine can cache compiled steps per config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, TypeVar
+
+C = TypeVar("C")
+
+
+def _coerce(value: Any, current: Any) -> Any:
+    """Casts an override to the field's current type (lists become tuples)."""
+    if isinstance(current, tuple) and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if isinstance(current, int) and not isinstance(current, bool):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    return value
+
+
+def override(config: C, overrides: Mapping[str, Any] | None) -> C:
+    """Returns `config` with fields replaced by `overrides` (unknown names raise).
+
+    Values are coerced to the field's type, so CLI strings ("0.01") and lists
+    work. Raises ValueError naming the unknown fields and the valid ones.
+    """
+    if not overrides:
+        return config
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown} for {type(config).__name__}; valid: {sorted(names)}")
+    changes = {k: _coerce(v, getattr(config, k)) for k, v in overrides.items()}
+    return dataclasses.replace(config, **changes)
+
+
+def resolve(presets: Mapping[str, C], preset: str, config: C | Mapping[str, Any] | None) -> C:
+    """Picks a preset and applies `config` (a full config object or a dict of overrides)."""
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(presets)}")
+    base = presets[preset]
+    if config is None:
+        return base
+    if isinstance(config, type(base)):
+        return config
+    if isinstance(config, Mapping):
+        return override(base, config)
+    raise TypeError(f"config must be a {type(base).__name__} or a dict of overrides, got {type(config).__name__}")

@@ -1,0 +1,35 @@
+"""Test configuration: CPU only, tiny shapes, `slow` tests opt-in with --runslow."""
+
+import os
+
+# Must run before jax initialises its backends.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("JAXDEBLUR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def levin_root():
+    """Root of the Levin data (../shared/data/levin); skips when it is absent."""
+    root = SHARED_DATA / "levin"
+    if not root.is_dir():
+        pytest.skip(f"Levin data not found at {root} (set JAXDEBLUR_DATA or place ../shared beside the repo)")
+    return root

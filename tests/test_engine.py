@@ -1,0 +1,191 @@
+"""The shared DIP engine through SelfDeblur's tiny preset: batching, seeds, resume, guards."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdeblur
+from jaxdeblur.engine import checkpoint as checkpoint_module
+from jaxdeblur.engine.runner import EngineOptions, NonFiniteLossError
+from jaxdeblur.methods import selfdeblur
+
+QUIET = EngineOptions(progress=False, chunk=10)
+
+
+def blurred_pair(seed=0, size=32, k=5):
+    rng = np.random.default_rng(seed)
+    sharp = rng.uniform(0.1, 0.9, (size + k - 1, size + k - 1)).astype(np.float32)
+    kernel = np.ones((k, k), np.float32) / k**2
+    return np.asarray(jaxdeblur.blur(sharp, kernel, "valid")), kernel
+
+
+def test_single_run_shapes_and_history():
+    y, _ = blurred_pair()
+    r = jaxdeblur.deblur(y, 5, preset="tiny", seed=1, options=QUIET)
+    assert r.image.shape == y.shape and r.image.dtype == np.float32
+    assert r.kernel.shape == (5, 5)
+    np.testing.assert_allclose(r.kernel.sum(), 1.0, rtol=1e-5)
+    assert (r.kernel >= 0).all() and 0 <= r.image.min() and r.image.max() <= 1
+    assert r.latent.shape == (36, 36, 1)
+    assert set(r.history) == {"loss", "data"} and r.history["loss"].shape == (20,)
+    assert np.isfinite(r.history["loss"]).all()
+    # MSE before ssim_from (10), 1-SSIM after: the data term jumps at the switch.
+    assert r.history["loss"][9] < 0.2 and r.history["loss"][10] > r.history["loss"][9]
+
+
+def test_loss_decreases_in_mse_phase():
+    y, _ = blurred_pair()
+    r = jaxdeblur.deblur(y, 5, preset="tiny", iterations=10, options=QUIET)
+    assert r.history["data"][-1] < r.history["data"][0]
+
+
+def test_same_seed_same_result_other_seed_differs():
+    y, _ = blurred_pair()
+    a = jaxdeblur.deblur(y, 5, preset="tiny", seed=3, options=QUIET)
+    b = jaxdeblur.deblur(y, 5, preset="tiny", seed=3, options=QUIET)
+    c = jaxdeblur.deblur(y, 5, preset="tiny", seed=4, options=QUIET)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.kernel, b.kernel)
+    assert np.abs(a.image - c.image).max() > 1e-4
+
+
+@pytest.mark.parametrize("strategy", ["map", "vmap"])
+def test_batch_equals_single(strategy):
+    ys = [blurred_pair(s)[0] for s in range(3)]
+    opts = dataclasses.replace(QUIET, strategy=strategy)
+    batch = jaxdeblur.deblur_batch(ys, 5, preset="tiny", seeds=[7, 8, 9], options=opts)
+    for i, y in enumerate(ys):
+        single = jaxdeblur.deblur(y, 5, preset="tiny", seed=7 + i, options=opts)
+        np.testing.assert_allclose(batch[i].image, single.image, atol=2e-5)
+        np.testing.assert_allclose(batch[i].kernel, single.kernel, atol=2e-6)
+        np.testing.assert_allclose(batch[i].history["loss"], single.history["loss"], rtol=1e-4, atol=1e-6)
+
+
+def test_mixed_sizes_are_grouped():
+    y1, _ = blurred_pair(0, size=32)
+    y2, _ = blurred_pair(1, size=24)
+    out = jaxdeblur.deblur_batch([y1, y2, y1], [5, 3, 7], preset="tiny", seeds=[0, 1, 2], options=QUIET)
+    assert [r.kernel.shape for r in out] == [(5, 5), (3, 3), (7, 7)]
+    assert [r.image.shape for r in out] == [(32, 32), (24, 24), (32, 32)]
+    alone = jaxdeblur.deblur(y2, 3, preset="tiny", seed=1, options=QUIET)
+    np.testing.assert_allclose(out[1].image, alone.image, atol=2e-5)
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch):
+    y, _ = blurred_pair()
+    straight = jaxdeblur.deblur(y, 5, preset="tiny", seed=5, options=QUIET)
+
+    ckpt = str(tmp_path / "ckpt")
+    opts = dataclasses.replace(QUIET, checkpoint_dir=ckpt, checkpoint_every=10)
+    real_save = checkpoint_module.RunCheckpointer.save
+
+    def save_then_die(self, step, *args, **kwargs):
+        real_save(self, step, *args, **kwargs)
+        raise KeyboardInterrupt  # the process is killed right after the first checkpoint
+
+    monkeypatch.setattr(checkpoint_module.RunCheckpointer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        jaxdeblur.deblur(y, 5, preset="tiny", seed=5, options=opts)
+    monkeypatch.setattr(checkpoint_module.RunCheckpointer, "save", real_save)
+    assert checkpoint_module.RunCheckpointer(ckpt).latest_step() == 10
+
+    resumed = jaxdeblur.deblur(y, 5, preset="tiny", seed=5, options=dataclasses.replace(opts, resume=True))
+    np.testing.assert_allclose(resumed.image, straight.image, atol=1e-6)
+    np.testing.assert_allclose(resumed.kernel, straight.kernel, atol=1e-7)
+    np.testing.assert_allclose(resumed.history["loss"], straight.history["loss"], rtol=1e-5)
+    assert resumed.timings["iterations_run"] == 10
+
+
+def test_resume_refuses_another_job(tmp_path):
+    y, _ = blurred_pair()
+    opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path), checkpoint_every=10)
+    jaxdeblur.deblur(y, 5, preset="tiny", options=opts)
+    with pytest.raises(ValueError, match="another job"):
+        jaxdeblur.deblur(y, 5, preset="tiny", config={"lr_image": 0.02},
+                         options=dataclasses.replace(opts, resume=True))
+
+
+def test_color_paths():
+    y, _ = blurred_pair()
+    rgb = np.stack([y, y * 0.9, y * 0.8], axis=-1)
+    luma = jaxdeblur.deblur(rgb, 5, preset="tiny", color="y", options=QUIET)
+    assert luma.image.shape == rgb.shape and luma.latent.shape[-1] == 1
+    full = jaxdeblur.deblur(rgb, 5, preset="tiny", color="rgb", options=QUIET)
+    assert full.image.shape == rgb.shape and full.latent.shape[-1] == 3
+    assert full.kernel.shape == (5, 5)
+
+
+@pytest.mark.parametrize("bad, kernel_size, error, match", [
+    (np.zeros((8, 8), np.float32), 9, ValueError, "larger than the image"),
+    (np.full((16, 16), np.nan, np.float32), 3, ValueError, "NaN"),
+    (np.zeros((16, 16), np.uint8), 3, TypeError, "float"),
+    (np.full((16, 16), 2.0, np.float32), 3, ValueError, r"\[0, 1\]"),
+    (np.zeros((2, 16, 16, 1), np.float32), 3, ValueError, "shape"),
+    (np.zeros((16, 16), np.float32), 0, ValueError, "positive"),
+])
+def test_bad_input_is_refused(bad, kernel_size, error, match):
+    with pytest.raises(error, match=match):
+        jaxdeblur.deblur(bad, kernel_size, preset="tiny", options=QUIET)
+
+
+def test_empty_batch_and_unknown_names():
+    with pytest.raises(ValueError, match="empty"):
+        jaxdeblur.deblur_batch([], 5, preset="tiny")
+    y, _ = blurred_pair()
+    with pytest.raises(ValueError, match="unknown method"):
+        jaxdeblur.deblur(y, 5, method="nope")
+    with pytest.raises(ValueError, match="unknown preset"):
+        jaxdeblur.deblur(y, 5, preset="nope")
+    with pytest.raises(ValueError, match="unknown config"):
+        jaxdeblur.deblur(y, 5, preset="tiny", config={"learning_rate": 1})
+
+
+def test_nan_loss_stops_with_last_good_state(tmp_path, monkeypatch):
+    real_terms = selfdeblur.dip_loss_terms
+
+    def poisoned(cfg, latent, kernel, y, step):
+        terms = real_terms(cfg, latent, kernel, y, step)
+        terms["data"] = jnp.where(step >= 12, jnp.nan, terms["data"])
+        return terms
+
+    monkeypatch.setattr(selfdeblur, "dip_loss_terms", poisoned)
+    y, _ = blurred_pair()
+    opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path))
+    with pytest.raises(NonFiniteLossError, match="between iterations 10 and 20") as info:
+        # a config no other test uses, so the poisoned loss is traced afresh
+        jaxdeblur.deblur(y, 5, preset="tiny", config={"lr_kernel": 1.23e-4}, options=opts)
+    good = info.value.last_good
+    assert np.isfinite(good.latents).all() and int(good.state.step[0]) == 10
+    assert checkpoint_module.RunCheckpointer(tmp_path).latest_step() == 10
+
+
+def test_sharded_over_eight_cpu_devices_equals_one_device():
+    script = textwrap.dedent("""
+        import dataclasses, jax, numpy as np, jaxdeblur
+        from jaxdeblur.engine.runner import EngineOptions
+        assert len(jax.devices()) == 8, jax.devices()
+        rng = np.random.default_rng(0)
+        ys = [rng.uniform(0, 1, (20, 20)).astype(np.float32) for _ in range(3)]
+        for strategy in ("map", "vmap"):
+            many = EngineOptions(progress=False, chunk=5, strategy=strategy)
+            one = dataclasses.replace(many, devices=[jax.devices()[0]])
+            a = jaxdeblur.deblur_batch(ys, 3, preset="tiny", iterations=10, seeds=[1, 2, 3], options=many)
+            b = jaxdeblur.deblur_batch(ys, 3, preset="tiny", iterations=10, seeds=[1, 2, 3], options=one)
+            for ra, rb in zip(a, b):
+                np.testing.assert_allclose(ra.image, rb.image, atol=2e-5)
+                np.testing.assert_allclose(ra.kernel, rb.kernel, atol=2e-6)
+        print("SHARDED_OK")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SHARDED_OK" in proc.stdout
