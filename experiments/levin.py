@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
 
 from jaxdeblur.api import deblur_batch  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_sizes  # noqa: E402
+from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
 from jaxdeblur.deconv import hyper_laplacian  # noqa: E402
 from jaxdeblur.engine.runner import EngineOptions  # noqa: E402
 from jaxdeblur.metrics import aligned_psnr_ssim, error_ratio  # noqa: E402
@@ -97,7 +97,7 @@ def main(argv=None):
     import json
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)} or None
     items = list(levin())[:args.images]
-    sizes = [levin_kernel_sizes()[int(item.name.split("kernel")[1])] for item in items]
+    sizes = [levin_kernel_size(item.name) for item in items]
     references = [np.asarray(hyper_laplacian(item.blurred, item.kernel)) for item in items]
 
     stem = f"levin_{args.method}_{args.preset}_{device_tag()}"

@@ -25,7 +25,7 @@ from skimage.transform import resize
 from jaxdeblur.color import rgb_to_gray
 from jaxdeblur.forward import MODES, blur
 from jaxdeblur.io import load_image
-from jaxdeblur.kernels import flip, load_levin_npz
+from jaxdeblur.kernels import flip, load_levin_npz, load_png
 
 # Kernel supports SelfDeblur estimates on Levin (the true kernels are 19, 17,
 # 15, 27, 13, 21, 23, 23 px wide including their zero margins).
@@ -72,7 +72,9 @@ def levin(root=None) -> list[DeblurItem]:
     matches `blurred` within a few pixels of shift (the kernels are not
     centred) and the camera noise, at 40-47 dB after a half-pixel-grid shift
     search. The kernels are 19 to 27 px; SelfDeblur's estimation sizes are
-    in `LEVIN_KERNEL_SIZES`.
+    in `LEVIN_KERNEL_SIZES`. The 8-bit ``gt/kernelJ.png`` files are not used:
+    ``kernel4.png`` and ``kernel8.png`` are stored rotated by 180 degrees
+    relative to the float kernels (the other six agree with them).
 
     Args:
       root: data root holding ``levin/`` (default `default_root()`).
@@ -109,6 +111,90 @@ def levin(root=None) -> list[DeblurItem]:
         )
         for i, j in names
     ]
+
+
+LAI_CATEGORIES = ("manmade", "natural", "people", "saturated", "text")
+
+
+def lai(root, *, categories: Sequence[str] = LAI_CATEGORIES, flip_kernels: bool = False) -> list[DeblurItem]:
+    """Lai et al. 2016's uniform blur set in its folder layout, colour (H, W, 3) items.
+
+    Layout (as distributed: 5 categories x 5 images x 4 kernels = 100 items)::
+
+        root/ground_truth/<category>_<NN>.png                 sharp images
+        root/kernels/kernel_<KK>.png  (or root/kernel/...)    8/16-bit kernel images
+        root/blurred/<category>_<NN>_kernel_<KK>.png          blurred inputs
+
+    Every file in ``blurred/`` named ``<image>_kernel_<KK>.png`` (any image
+    extension) becomes an item ``<image>_kernel_<KK>`` (sorted by name), with
+    the ground truth ``ground_truth/<image>.*`` and the kernel
+    ``kernel_<KK>.*`` scaled to sum 1. Kernel sizes are 31, 51, 55 and 75 px.
+    No data ships with the library; images are read as RGB float32 in [0, 1]
+    (evaluate them with `lai_psnr_ssim`, on MATLAB's Y channel).
+
+    Args:
+      root: the folder holding ``ground_truth/``, ``kernels/`` and ``blurred/``.
+      categories: keep only images whose name starts with one of these.
+      flip_kernels: rotate the kernels by 180 degrees. The files are used as
+        stored by default (taken as blur, i.e. true-convolution, kernels);
+        their orientation has not been checked against the data here.
+
+    Raises:
+      FileNotFoundError: a folder, or the ground truth / kernel of a blurred
+        image, is missing (the message names it).
+      ValueError: a blurred file name not of the form above, or a blurred
+        image whose shape differs from its ground truth.
+    """
+    root = Path(os.fspath(root))
+    kernel_dir = root / "kernels" if (root / "kernels").is_dir() else root / "kernel"
+    for folder in (root / "ground_truth", kernel_dir, root / "blurred"):
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"Lai data folder {folder} not found: `lai(root)` expects root/ground_truth, root/kernels "
+                "and root/blurred (Lai et al. 2016's uniform set)"
+            )
+
+    def find(folder: Path, stem: str, what: str) -> Path:
+        hits = sorted(p for p in folder.glob(f"{stem}.*") if p.is_file())
+        if not hits:
+            raise FileNotFoundError(f"no {what} {folder / stem}.* for the Lai item")
+        return hits[0]
+
+    items = []
+    for path in sorted(p for p in (root / "blurred").iterdir() if p.is_file() and not p.name.startswith(".")):
+        image, sep, kernel = path.stem.rpartition("_kernel_")
+        if not sep or not image or not kernel:
+            raise ValueError(f"Lai blurred file {path.name!r} is not named <category>_<NN>_kernel_<KK>.<ext>")
+        if not image.startswith(tuple(categories)):
+            continue
+        sharp = load_image(find(root / "ground_truth", image, "ground truth"), mode="rgb")
+        blurred = load_image(path, mode="rgb")
+        if blurred.shape != sharp.shape:
+            raise ValueError(f"Lai item {path.stem}: blurred {blurred.shape} and ground truth {sharp.shape} differ")
+        k = load_png(find(kernel_dir, f"kernel_{kernel}", "kernel"), flip=flip_kernels)
+        items.append(DeblurItem(name=path.stem, blurred=blurred, sharp=sharp, kernel=k))
+    return items
+
+
+def lai_psnr_ssim(estimate, sharp, *, max_shift: float = 5.0, crop: int = 15) -> tuple[float, float]:
+    """Lai et al.'s metrics: aligned PSNR (dB) / SSIM on the Y channel of MATLAB ``rgb2ycbcr``.
+
+    estimate, sharp: (H, W, 3) RGB in [0, 1] (an (H, W) estimate is taken as
+    already being Y). Both are converted with `jaxdeblur.color.rgb_to_y`
+    (studio range; NOT OpenCV's full-range YCrCb), then compared by
+    `jaxdeblur.metrics.aligned_psnr_ssim` (sub-pixel shift search up to
+    `max_shift` px, `crop` px removed from every border) at peak 1 (= 255 on
+    8-bit images).
+    """
+    from jaxdeblur.color import rgb_to_y
+    from jaxdeblur.metrics import aligned_psnr_ssim
+
+    def y(x):
+        x = np.asarray(x, np.float32)
+        return x if x.ndim == 2 else np.asarray(rgb_to_y(x))
+
+    p, s, _ = aligned_psnr_ssim(y(estimate), y(sharp), max_shift=max_shift, crop=crop)
+    return float(p), float(s)
 
 
 def levin_kernel_size(name: str) -> int:
@@ -232,6 +318,9 @@ __all__ = [
     "LEVIN_KERNEL_SIZES",
     "SAMPLE_PHOTOS",
     "default_root",
+    "LAI_CATEGORIES",
+    "lai",
+    "lai_psnr_ssim",
     "levin",
     "levin_kernel_size",
     "synthetic_set",

@@ -32,7 +32,8 @@ def result_figure(path: str | Path, blurred, restored, kernel, *, history: dict 
     if true_kernel is not None:
         panels.append(("true kernel", np.asarray(true_kernel) / max(float(np.max(true_kernel)), 1e-12), "magma"))
     if kernel_variance is not None:
-        panels.append(("kernel variance", kernel_variance, "viridis"))
+        kernel_variance = np.asarray(kernel_variance)  # auto-scaled colours: the values are tiny (~1e-6)
+        panels.append((f"kernel variance (max {float(np.max(kernel_variance)):.2g})", kernel_variance, "viridis"))
     columns = len(panels) + (history is not None)
     fig, axes = plt.subplots(1, columns, figsize=(3.0 * columns, 3.2))
     for ax, (name, image, cmap) in zip(axes, panels):

@@ -8,7 +8,7 @@ from scipy.signal import fftconvolve
 
 from jaxdeblur import data
 from jaxdeblur.forward import blur
-from jaxdeblur.kernels import flip, gaussian
+from jaxdeblur.kernels import flip, gaussian, load_levin_npz, load_png
 
 SHIFT_RADIUS = 6  # px searched around the nominal alignment
 
@@ -74,8 +74,11 @@ def test_levin_orientation_reproduces_blurred_images(levin_items):
     """blur(sharp, kernel, 'valid') matches every blurred input up to a shift; the rotated kernel does not.
 
     Measured (half-pixel shift grid, radius 6): 39.9-47.2 dB (mean 43.4) with
-    the loader's kernels, 25.2-43.2 dB (mean 32.2) with them rotated back.
-    Integer shifts alone reach 35.3-47.2 dB: three items need a half pixel.
+    the loader's kernels, 25.2-43.2 dB (mean 32.2) with them rotated back;
+    every item prefers the loader's orientation (by 0.74 dB at least, for the
+    near-symmetric kernel1). Integer shifts alone are not enough: 35.3-47.2 dB,
+    im3_kernel5 reaches only 35.3 dB and im3_kernel3 scores 0.8 dB higher
+    with the rotated kernel (the true alignments are off by half a pixel).
     """
     right = _blur_all(levin_items, rotate=False)
     wrong = _blur_all(levin_items, rotate=True)
@@ -87,6 +90,14 @@ def test_levin_orientation_reproduces_blurred_images(levin_items):
     assert psnr_right.min() > 38.0, dict(zip([it.name for it in levin_items], psnr_right.round(2)))
     assert np.all(psnr_right > psnr_wrong + 0.3)
     assert psnr_right.mean() > psnr_wrong.mean() + 8.0
+
+
+def test_levin_png_kernels_4_and_8_are_rotated(levin_root):
+    """Why `levin` uses kernels_float.npz: two of the 8-bit PNGs disagree in orientation."""
+    floats = load_levin_npz(levin_root / "kernels_float.npz")
+    for j in range(1, 9):
+        png = load_png(levin_root / "gt" / f"kernel{j}.png", flip=j in (4, 8))
+        np.testing.assert_allclose(png, floats[f"kernel{j}"], atol=2e-3)
 
 
 def test_levin_missing_data_says_how_to_fix(tmp_path):
