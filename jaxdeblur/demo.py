@@ -2,8 +2,10 @@
 
 The photo (scikit-image's "camera") is blurred by a fixed motion kernel from
 `jaxdeblur.kernels.motion` ('valid' blur plus 1% Gaussian noise), deblurred
-blindly, and scored against the known sharp image: ISNR (dB), aligned PSNR
-and SSIM (Levin's protocol), and the kernel similarity.
+blindly, and scored against the known sharp image: ISNR (dB: the gain in
+PSNR over the blurred input, both aligned by Levin's sub-pixel shift search,
+since a blind estimate is only defined up to a shift), aligned PSNR and SSIM,
+and the kernel similarity.
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ DEMO_NOISE = 0.01
 
 def demo_problem():
     """(blurred (h, w), sharp crop aligned with it (h, w), true kernel) of the demo."""
-    sharp = sample_photos((DEMO_PHOTO,), size=DEMO_SIZE)[0]
+    photos = sample_photos((DEMO_PHOTO,), size=DEMO_SIZE)
     kernel = np.asarray(motion(jax.random.key(DEMO_KERNEL_SEED), DEMO_KERNEL_SIZE))
-    item = synthetic_set([sharp], [kernel], noise_sigma=DEMO_NOISE, seed=0, mode="valid")[0]
-    o = (DEMO_KERNEL_SIZE - 1) // 2
-    h, w = item.blurred.shape
-    return item.blurred, np.asarray(sharp)[o:o + h, o:o + w], kernel
+    item = synthetic_set(photos, [kernel], noise_sigma=DEMO_NOISE, seed=0, mode="valid")[0]
+    return item.blurred, item.sharp, kernel
 
 
 def run_demo(out: str | Path, *, preset: str = "fast", iterations: int | None = None, seed: int = 0) -> dict:
@@ -49,7 +49,10 @@ def run_demo(out: str | Path, *, preset: str = "fast", iterations: int | None = 
     report = {
         "photo": f"skimage.data.{DEMO_PHOTO}() resized to {DEMO_SIZE}", "kernel_size": DEMO_KERNEL_SIZE,
         "noise_sigma": DEMO_NOISE, "preset": preset, "iterations": len(result.history["loss"]), "seed": seed,
-        "isnr_db": float(isnr(result.image, blurred, sharp)),
+        # The estimate is known up to a shift (the kernel can absorb one), so the
+        # ISNR compares aligned PSNRs (Levin's protocol for both images).
+        "isnr_db": float(psnr_est - psnr_blur),
+        "isnr_unaligned_db": float(isnr(result.image, blurred, sharp)),
         "aligned_psnr_db": {"blurred": float(psnr_blur), "restored": float(psnr_est)},
         "aligned_ssim": {"blurred": float(ssim_blur), "restored": float(ssim_est)},
         "kernel_similarity": float(kernel_similarity(result.kernel, kernel)),

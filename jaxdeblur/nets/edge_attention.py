@@ -54,6 +54,8 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
+from jaxdeblur.nets.conv import conv_general_dilated
+
 BORDERS = ("reflect", "truncate")
 
 
@@ -331,9 +333,11 @@ class GatedEdgeAttention(nnx.Module):
         self.attention = EdgePreservingAttention(
             channels, window=window, border=border, init_sigma_r=init_sigma_r, init_sigma_s=init_sigma_s
         )
-        self.conv = nnx.Conv(channels, channels, (3, 3), padding="REFLECT", rngs=rngs)
-        self.gate_conv1 = nnx.Conv(channels + history * image_channels, gate_hidden, (3, 3), padding="REFLECT", rngs=rngs)
-        self.gate_conv2 = nnx.Conv(gate_hidden, channels, (3, 3), padding="REFLECT", rngs=rngs)
+        conv = functools.partial(nnx.Conv, kernel_size=(3, 3), padding="REFLECT",
+                                 conv_general_dilated=conv_general_dilated, rngs=rngs)
+        self.conv = conv(channels, channels)
+        self.gate_conv1 = conv(channels + history * image_channels, gate_hidden)
+        self.gate_conv2 = conv(gate_hidden, channels)
 
     def gate(self, features: jnp.ndarray, history: jnp.ndarray) -> jnp.ndarray:
         """W1 in (0, 1), (N, H, W, channels), from the features and the history buffer."""

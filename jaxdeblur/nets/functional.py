@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxdeblur.nets.conv import conv_general_dilated
+
 # PyTorch's default weight init, kaiming_uniform(a=sqrt(5)), is U(-b, b) with
 # b = sqrt(1 / fan_in): variance scaling 1/3 with a uniform distribution.
 _torch_weight_init = jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -52,10 +54,12 @@ def torch_conv(in_features: int, out_features: int, kernel_size: int, *, stride:
     """Square 2-D conv (NHWC), 'VALID' padding, PyTorch default init and bias.
 
     Padding is the caller's job (the nets pad by reflection before k > 1 convs).
+    Its gradient is `jaxdeblur.nets.conv`'s, fast inside `lax.scan` on CPUs.
     """
     fan_in = in_features * kernel_size * kernel_size
     return nnx.Conv(in_features, out_features, (kernel_size, kernel_size), strides=stride, padding="VALID",
-                    kernel_init=_torch_weight_init, bias_init=_torch_bias_init(fan_in), rngs=rngs)
+                    kernel_init=_torch_weight_init, bias_init=_torch_bias_init(fan_in),
+                    conv_general_dilated=conv_general_dilated, rngs=rngs)
 
 
 def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
