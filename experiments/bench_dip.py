@@ -52,23 +52,22 @@ def main(argv=None):
 
     method = get_method(args.method)
     cfg = method.presets[args.preset]
-    rows = []
+    out = None if args.out == "none" else (
+        RESULTS / f"bench_dip_{args.preset}_{device_tag()}.json" if args.out == "auto" else Path(args.out))
+    record = {"benchmark": "dip_engine", "method": args.method, "preset": args.preset, "image_size": args.size,
+              "kernel_size": args.kernel_size, "iterations_timed": args.iterations, "machine": machine(), "rows": []}
+    rows = record["rows"]
     for strategy in args.strategy:
         for n in args.batch:
             rows.append(bench(method, cfg, n, args.size, args.kernel_size, args.iterations, strategy))
-            print(rows[-1], file=sys.stderr, flush=True)
-    for strategy in args.strategy:
-        mine = [r for r in rows if r["strategy"] == strategy or strategy == "auto"]
-        one = next((r for r in mine if r["batch"] == 1), None)
-        for r in mine:
+            one = next((r for r in rows if r["batch"] == 1 and r["strategy"] == rows[-1]["strategy"]), None)
             if one:
-                r["throughput_vs_batch1"] = round(r["images_iterations_per_s"] / one["images_iterations_per_s"], 3)
-    record = {"benchmark": "dip_engine", "method": args.method, "preset": args.preset, "image_size": args.size,
-              "kernel_size": args.kernel_size, "iterations_timed": args.iterations, "machine": machine(), "rows": rows}
+                rows[-1]["throughput_vs_batch1"] = round(
+                    rows[-1]["images_iterations_per_s"] / one["images_iterations_per_s"], 3)
+            print(rows[-1], file=sys.stderr, flush=True)
+            if out is not None:  # partial results survive an interrupted run
+                write_json(out, record)
     print(__import__("json").dumps(record, indent=1))
-    if args.out != "none":
-        out = RESULTS / f"bench_dip_{args.preset}_{device_tag()}.json" if args.out == "auto" else Path(args.out)
-        write_json(out, record)
     return record
 
 
