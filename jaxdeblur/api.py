@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -77,6 +78,14 @@ def _merge_color(fitted: np.ndarray, chroma: np.ndarray | None, like: np.ndarray
     return fitted[..., 0] if like.ndim == 2 else fitted
 
 
+def _group_options(options: EngineOptions, shape, size, groups: int) -> EngineOptions:
+    """Each group of a batch keeps its checkpoints in a folder of its own (<dir>/<H>x<W>x<C>_k<kh>x<kw>)."""
+    if options.checkpoint_dir is None or groups == 1:
+        return options
+    name = "x".join(map(str, shape)) + "_k" + "x".join(map(str, size))
+    return dataclasses.replace(options, checkpoint_dir=str(Path(options.checkpoint_dir) / name))
+
+
 def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = "paper", iterations: int | None = None,
            seed: int = 0, config: Any = None, color: str = "y", options: EngineOptions | None = None) -> DeblurResult:
     """Blind deblurring of one image.
@@ -129,7 +138,7 @@ def deblur_batch(blurred_list: Sequence, kernel_sizes, method: str = "selfdeblur
     for (shape, size), members in groups.items():
         ys = np.stack([parts[i][0] for i in members])
         keys = jax.numpy.stack([jax.random.key(seeds[i]) for i in members])
-        out = algorithm.run(cfg, ys, size, keys, options)
+        out = algorithm.run(cfg, ys, size, keys, _group_options(options, shape, size, len(groups)))
         oy, ox = (size[0] - 1) // 2, (size[1] - 1) // 2
         for j, i in enumerate(members):
             fitted = out.latents[j][oy:oy + shape[0], ox:ox + shape[1]]

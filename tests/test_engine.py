@@ -99,6 +99,19 @@ def test_mixed_sizes_are_grouped():
     np.testing.assert_allclose(out[1].image, alone.image, atol=2e-5)
 
 
+def test_mixed_size_batch_checkpoints_each_group_apart(tmp_path):
+    y1, _ = blurred_pair(0, size=32)
+    y2, _ = blurred_pair(1, size=24)
+    opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path), checkpoint_every=10)
+    first = jaxdeblur.deblur_batch([y1, y2], [5, 3], preset="tiny", seeds=[0, 1], options=opts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["24x24x1_k3x3", "32x32x1_k5x5"]
+    again = jaxdeblur.deblur_batch([y1, y2], [5, 3], preset="tiny", seeds=[0, 1],
+                                   options=dataclasses.replace(opts, resume=True))
+    for a, b in zip(first, again):  # each group found its own finished run
+        assert b.timings["iterations_run"] == 0
+        np.testing.assert_array_equal(a.image, b.image)
+
+
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch):
     y, _ = blurred_pair()
     straight = jaxdeblur.deblur(y, 5, preset="tiny", seed=5, options=QUIET)

@@ -36,6 +36,13 @@ class RunCheckpointer:
         ))
         self._manager.wait_until_finished()
 
+    def meta(self, step: int | None = None) -> dict:
+        """The JSON record saved with the checkpoint at `step` (default: the newest)."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
     def restore(self, state_template, history_template: dict, step: int | None = None) -> tuple[Any, dict, dict]:
         """Restores (state, history, meta) shaped and placed like the templates."""
         step = self.latest_step() if step is None else step

@@ -221,6 +221,7 @@ def run_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: j
     state = runs.place(state)
     history = {k: np.full((runs.size, iterations), np.nan, np.float32) for k in program.loss_terms(state)}
     meta = {"method": method.name, "config": repr(cfg), "runs": runs.runs, "iterations": iterations,
+            "image_shape": list(ys.shape[1:]),
             "kernel_size": list(kernel_size), **(meta or {})}
     ckpt = RunCheckpointer(options.checkpoint_dir) if options.checkpoint_dir else None
     done = 0
@@ -274,11 +275,12 @@ def _stop_on_nan(runs: _Runs, ckpt, snapshot, history, meta, timings, done, leng
 
 def _resume(ckpt: RunCheckpointer, runs: _Runs, state, history: dict, meta: dict):
     """Loads the newest checkpoint in the layout of `state`; returns (state, history, iterations done)."""
-    restored, saved_history, saved_meta = ckpt.restore(state, history)
-    for field in ("method", "config", "runs", "kernel_size", "iterations"):
+    saved_meta = ckpt.meta()  # checked before the state, whose layout may not even match
+    for field in ("method", "config", "runs", "image_shape", "kernel_size", "iterations"):
         if saved_meta.get(field) != meta.get(field):
             raise ValueError(f"checkpoint in {ckpt.directory} is from another job ({field}: "
                              f"{saved_meta.get(field)!r} != {meta.get(field)!r}); use another directory")
+    restored, saved_history, _ = ckpt.restore(state, history)
     done = int(np.asarray(restored.step).reshape(-1)[0])
     return runs.place(_to_host(restored)), {k: np.array(v) for k, v in saved_history.items()}, done
 

@@ -17,6 +17,8 @@ from typing import Any, Mapping, TypeVar
 
 C = TypeVar("C")
 
+NEVER = 2**31 - 1  # an iteration no int32 step counter reaches: "never switch"
+
 
 def _coerce(value: Any, current: Any) -> Any:
     """Casts an override to the field's current type (lists become tuples)."""

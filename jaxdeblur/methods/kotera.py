@@ -49,9 +49,9 @@ import numpy as np
 from jaxdeblur import kernels as K
 from jaxdeblur.engine.fitting import FitSettings
 from jaxdeblur.engine.multiscale import Stage, Tolerances, run_scales, scale_plan
+from jaxdeblur.methods.config import NEVER
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
 
-NEVER = 2**31 - 1  # an iteration no int32 step counter reaches
 _FAST = SelfDeblur.presets["fast"]
 _TINY = SelfDeblur.presets["tiny"]
 
