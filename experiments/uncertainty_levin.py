@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
-from levin import evaluate, load_record, summary  # noqa: E402
+from _common import RESULTS, device_tag, machine, parse_overrides, write_json  # noqa: E402
+from levin import evaluate, load_record, spread, summary  # noqa: E402
 
 from jaxdeblur.api import deblur_batch  # noqa: E402
 from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
 from jaxdeblur.deconv import hyper_laplacian  # noqa: E402
 from jaxdeblur.engine.runner import EngineOptions  # noqa: E402
-from jaxdeblur.methods import get_method, resolve  # noqa: E402
+from jaxdeblur.methods import compress_schedule, get_method, resolve  # noqa: E402
 from jaxdeblur.methods.uncertainty import ablation_config  # noqa: E402
 
 VARIANTS = ("selfdeblur", "+image", "+kernel", "full")
@@ -71,7 +71,8 @@ def markdown(record: dict) -> str:
     m = record["machine"]
     lines = [f"# Nair & Patel ablation on Levin ({record['preset']} preset)", "",
              f"Machine: {m['device_kind']} ({m['backend']}, {m['devices']} device(s), {m['cpu_count']} CPUs), "
-             f"{record['images']} image(s), iterations {record.get('iterations_run', record['iterations'])}, "
+             f"{record['images']} image(s), iterations {record.get('iterations_run')}"
+             f"{' (the schedule compressed to fit)' if record.get('schedule') else ''}, "
              f"overrides {record['overrides']}.", "",
              "PSNR (dB) / SSIM, mean +/- std over seeds; non-blind = hyper-Laplacian deconvolution of the input "
              "with the estimated kernel.", "",
@@ -92,25 +93,27 @@ def markdown(record: dict) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="paper", choices=["paper", "fast", "tiny"])
-    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--schedule", type=int, default=None,
+                        help="iterations, the preset's schedule scaled to fit (shorter CPU runs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--images", type=int, default=32, help="use the first N of the 32 items (smoke runs)")
+    parser.add_argument("--images", type=int, default=32, help="N of the 32 items, spread over images and kernels")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides NAME=VALUE (not the switches)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON and markdown")
     args = parser.parse_args(argv)
 
-    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)} or None
+    overrides = parse_overrides(args.set)
     if overrides and {"attention", "uncertainty"} & set(overrides):
         parser.error("the switches attention / uncertainty are set per variant; choose variants with --variants")
     base = resolve(get_method("uncertainty").presets, args.preset, overrides)
-    items = list(levin())[:args.images]
+    base = base if args.schedule is None else compress_schedule(base, args.schedule)
+    items = spread(list(levin()), args.images)
     sizes = [levin_kernel_size(item.name) for item in items]
     references = [np.asarray(hyper_laplacian(item.blurred, item.kernel)) for item in items]
 
     stem = f"levin_uncertainty_ablation_{args.preset}_{device_tag()}"
     json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
-    header = {"method": "uncertainty", "preset": args.preset, "iterations": args.iterations, "overrides": overrides,
+    header = {"method": "uncertainty", "preset": args.preset, "schedule": args.schedule, "overrides": overrides,
               "images": len(items)}
     record = load_record(json_path, header)
     record.pop("seeds", None)
@@ -126,7 +129,7 @@ def main(argv=None):
                 continue
             t0 = time.perf_counter()
             results = deblur_batch([it.blurred for it in items], sizes, "uncertainty", preset=args.preset,
-                                   iterations=args.iterations, seeds=[seed * 1000 + i for i in range(len(items))],
+                                   seeds=[seed * 1000 + i for i in range(len(items))],
                                    config=cfg, options=EngineOptions(description=f"{variant} seed {seed}"))
             entry["wall_s"][str(seed)] = round(time.perf_counter() - t0, 1)
             rows = {"blind": evaluate(items, results, references),

@@ -436,6 +436,23 @@ def isnr(estimate, blurred, ground_truth, *, data_range: float = 1.0) -> jnp.nda
     return psnr(estimate, ground_truth, data_range=data_range) - psnr(blurred, ground_truth, data_range=data_range)
 
 
+def aligned_isnr(estimate, blurred, ground_truth, *, max_shift: float = 5.0, crop: int = 15,
+                 data_range: float = 1.0) -> jnp.ndarray:
+    """ISNR (dB) with both images aligned first: aligned PSNR(estimate) - aligned PSNR(blurred).
+
+    A blind estimate is only defined up to a shift (the kernel can absorb
+    it), so the unaligned `isnr` of a good estimate one pixel off is far below
+    zero. Here the estimate and the blurred input are each aligned to the
+    ground truth by Levin's shift search (`aligned_psnr_ssim` with
+    `max_shift` px and `crop` px), the way SelfDeblur-style results are scored.
+    """
+    psnr_estimate, _, _ = aligned_psnr_ssim(estimate, ground_truth, max_shift=max_shift, crop=crop,
+                                            data_range=data_range)
+    psnr_blurred, _, _ = aligned_psnr_ssim(blurred, ground_truth, max_shift=max_shift, crop=crop,
+                                           data_range=data_range)
+    return psnr_estimate - psnr_blurred
+
+
 def error_ratio(
     estimate,
     estimate_with_true_kernel,

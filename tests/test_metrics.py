@@ -258,6 +258,18 @@ def test_isnr_is_the_psnr_gain(camera):
     assert float(metrics.isnr(blurred, estimate, ground_truth)) == pytest.approx(-gain, abs=1e-5)
 
 
+def test_aligned_isnr_forgives_the_shift_a_blind_estimate_is_only_known_up_to(camera):
+    ground_truth = camera[:64, :64].astype(np.float32)
+    blurred = ndimage.gaussian_filter(ground_truth, 2.0)
+    shifted_estimate = np.roll(ground_truth, (2, -1), axis=(0, 1))  # perfect, but 2 and 1 px off
+    assert float(metrics.isnr(shifted_estimate, blurred, ground_truth)) < 0
+    gain = float(metrics.aligned_isnr(shifted_estimate, blurred, ground_truth, crop=8))
+    psnr_blurred, _, _ = metrics.aligned_psnr_ssim(blurred, ground_truth, crop=8)
+    assert gain > 30
+    assert gain == pytest.approx(float(metrics.aligned_psnr_ssim(shifted_estimate, ground_truth, crop=8)[0])
+                                 - float(psnr_blurred), abs=1e-4)
+
+
 # --- Kernel similarity -----------------------------------------------------------
 
 

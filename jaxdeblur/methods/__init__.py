@@ -1,6 +1,6 @@
 """DIP methods, one module per paper, looked up by name."""
 
-from jaxdeblur.methods.config import override, resolve
+from jaxdeblur.methods.config import compress_schedule, override, resolve
 from jaxdeblur.methods.kotera import Kotera, KoteraConfig
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
 from jaxdeblur.methods.uncertainty import Uncertainty, UncertaintyConfig
@@ -16,4 +16,4 @@ def get_method(name: str):
         raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}") from None
 
 
-__all__ = ["METHODS", "get_method", "DIPConfig", "SelfDeblur", "Kotera", "KoteraConfig", "Uncertainty", "UncertaintyConfig", "override", "resolve"]
+__all__ = ["METHODS", "get_method", "DIPConfig", "SelfDeblur", "Kotera", "KoteraConfig", "Uncertainty", "UncertaintyConfig", "compress_schedule", "override", "resolve"]

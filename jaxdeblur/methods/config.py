@@ -51,6 +51,37 @@ def override(config: C, overrides: Mapping[str, Any] | None) -> C:
     return dataclasses.replace(config, **changes)
 
 
+SCHEDULE_FIELDS = ("lr_milestones", "ssim_from", "tv_from", "kernel_l2_until", "coarse_iterations")
+
+
+def compress_schedule(config: C, iterations: int) -> C:
+    """`config` run for `iterations` with every switch point scaled by iterations / config.iterations.
+
+    Scales the fields of `SCHEDULE_FIELDS` that the config has (learning-rate
+    milestones, loss switch points, Kotera's per-coarse-scale iterations),
+    rounding to the nearest iteration (at least 1 for a positive value), and
+    leaves 0 ("from the start") and `NEVER` as they are. This is how the
+    "fast" presets shorten the paper's schedule (5x), and how a CPU study
+    runs a shorter but proportionate schedule.
+
+    Raises:
+      ValueError: iterations < 1.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    ratio = iterations / config.iterations
+
+    def scale(v: int) -> int:
+        return v if v in (0, NEVER) else max(1, round(v * ratio))
+
+    changes = {"iterations": iterations}
+    for name in SCHEDULE_FIELDS:
+        if hasattr(config, name):
+            value = getattr(config, name)
+            changes[name] = tuple(scale(v) for v in value) if isinstance(value, tuple) else scale(value)
+    return dataclasses.replace(config, **changes)
+
+
 def resolve(presets: Mapping[str, C], preset: str, config: C | Mapping[str, Any] | None) -> C:
     """Picks a preset and applies `config` (a full config object or a dict of overrides)."""
     if preset not in presets:

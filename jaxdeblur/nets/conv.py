@@ -14,10 +14,17 @@ from 1140 ms to about 70 ms per iteration.
 `conv_nhwc` computes the same convolution as `lax.conv_general_dilated`
 (cross-correlation, 'VALID', NHWC x HWIO -> NHWC, any strides) with a
 `jax.custom_vjp` whose backward pass is written as two convolutions in the
-canonical layout, the dimension swaps done by explicit transposes:
+canonical layout (the dimension swap done by an explicit transpose), and the
+kernel gradient as one matrix product per kernel tap:
 
-    dx = conv(pad(dilate(g, stride), k - 1), flip(w) with I/O swapped)
-    dw = conv(x as (Cin, H, W, N), dilate(g, stride) as (Ho', Wo', N, Cout))
+    dx       = conv(pad(dilate(g, stride), k - 1), flip(w) with I/O swapped)
+    dw[i, j] = x[:, i::sh, j::sw, :]^T g     (contracting N, Ho, Wo)
+
+Written as a convolution, dw contracts a (Cin, H, W, 1) input with an
+(Ho, Wo, 1, Cout) "kernel", which XLA:CPU runs at a fraction of its matmul
+speed; the per-tap products took the gradient of a 3x3, 144 -> 128 channel
+conv on 273 x 273 (SelfDeblur's full-resolution decoder conv) from 916 to
+717 ms per iteration in a `lax.scan`, and a 1x1 128 -> 128 one from 242 to 178 ms.
 
 `conv_general_dilated` has `lax.conv_general_dilated`'s signature (so
 `nnx.Conv(..., conv_general_dilated=conv_general_dilated)` uses it) and
@@ -65,9 +72,15 @@ def _conv_bwd(strides, residuals, g):
     g_padded = lax.pad(g, zero, ((0, 0, 0), (kh - 1, kh - 1 + extra_h, sh - 1), (kw - 1, kw - 1 + extra_w, sw - 1),
                                  (0, 0, 0)))
     dx = _conv(g_padded, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2), (1, 1))
-    g_dilated = lax.pad(g, zero, ((0, 0, 0), (0, 0, sh - 1), (0, 0, sw - 1), (0, 0, 0)))
-    dw = _conv(x.transpose(3, 1, 2, 0), g_dilated.transpose(1, 2, 0, 3), (1, 1))  # (Cin, >= kh, >= kw, Cout)
-    return dx, dw[:, :kh, :kw, :].transpose(1, 2, 0, 3)
+    dw = jnp.stack([_tap_gradient(x, g, i, j, strides) for i in range(kh) for j in range(kw)])
+    return dx, dw.reshape(w.shape)
+
+
+def _tap_gradient(x, g, i, j, strides):
+    """d loss / d w[i, j]: (Cin, Cout), the inputs tap (i, j) saw against the output gradient."""
+    (sh, sw), (n, _, _, cin), (ho, wo) = strides, x.shape, g.shape[1:3]
+    seen = lax.slice(x, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin), (1, sh, sw, 1))
+    return jnp.einsum("nhwc,nhwd->cd", seen, g)
 
 
 conv_nhwc.defvjp(_conv_fwd, _conv_bwd)

@@ -27,7 +27,8 @@ previous m iterations (a ring buffer kept in the engine's run state).
 Implementation notes
 --------------------
 - Cost is O(N H W C p^2) time and O(N H W C) memory, forward and backward: the
-  window is visited one offset at a time inside a `lax.scan` (no (HW)^2
+  window is visited one offset at a time (a Python loop over the p^2 offsets,
+  unrolled at trace time into elementwise passes that XLA fuses; no (HW)^2
   matrix, no stack of p^2 shifted copies). Because H <= 0, r <= 0 and the
   centre offset has H + r = 0 exactly, the softmax needs no running maximum:
   every exp is in (0, 1] and the normaliser is >= 1.
