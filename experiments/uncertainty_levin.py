@@ -67,6 +67,11 @@ def _cell(stats: dict) -> str:
             f"{stats['ssim']['mean']:.3f} +/- {stats['ssim']['std_over_seeds']:.3f}")
 
 
+def _names(record: dict) -> list[str]:
+    rows = next(iter(next(iter(record["variants"].values()))["seeds"].values()))["blind"]
+    return [row["name"] for row in rows]
+
+
 def markdown(record: dict) -> str:
     m = record["machine"]
     lines = [f"# Nair & Patel ablation on Levin ({record['preset']} preset)", "",
@@ -74,9 +79,10 @@ def markdown(record: dict) -> str:
              f"{record['images']} image(s), iterations {record.get('iterations_run')}"
              f"{' (the schedule compressed to fit)' if record.get('schedule') else ''}, "
              f"overrides {record['overrides']}.", "",
+             "Images: " + ", ".join(_names(record)) + ".", "",
              "PSNR (dB) / SSIM, mean +/- std over seeds; non-blind = hyper-Laplacian deconvolution of the input "
              "with the estimated kernel.", "",
-             "| variant | seeds | blind | non-blind | error ratio (blind) | paper blind | paper non-blind |",
+             "| variant | seed(s) | blind | non-blind | error ratio (blind) | paper blind | paper non-blind |",
              "|---|---|---|---|---|---|---|"]
     for variant in VARIANTS:
         entry = record["variants"].get(variant)
