@@ -37,20 +37,6 @@ def peak_memory_bytes() -> dict:
     return out
 
 
-def parse_overrides(pairs: list[str]) -> dict | None:
-    """Config overrides from NAME=VALUE strings, VALUE as JSON ('lr_milestones=[50,100]'); None if empty."""
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects NAME=VALUE, got {pair!r}")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise SystemExit(f"--set {name}: {value!r} is not JSON ({err})") from err
-    return out or None
-
-
 def write_json(path: Path, record: dict) -> Path:
     """Writes `record` as indented JSON (creating folders) and returns the path."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,8 @@ import numpy as np
 
 from jaxdeblur.nets.edge_attention import edge_preserving_attention
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_edge_attention import stacked_attention  # noqa: E402  (the O(p^2 HWC) reference)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.nets.test_edge_attention import stacked_attention  # noqa: E402  (the O(p^2 HWC) reference)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, parse_overrides, write_json  # noqa: E402
+from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from jaxdeblur.config import parse_overrides  # noqa: E402
 
 from jaxdeblur.api import deblur_batch  # noqa: E402
 from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
@@ -107,7 +108,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import json
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(args.set) or None
     items = spread(list(levin()), args.images)
     sizes = [levin_kernel_size(item.name) for item in items]
     references = [np.asarray(hyper_laplacian(item.blurred, item.kernel)) for item in items]

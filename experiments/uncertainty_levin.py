@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, parse_overrides, write_json  # noqa: E402
+from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from jaxdeblur.config import parse_overrides  # noqa: E402
 from levin import evaluate, load_record, spread, summary  # noqa: E402
 
 from jaxdeblur.api import deblur_batch  # noqa: E402
@@ -108,7 +109,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON and markdown")
     args = parser.parse_args(argv)
 
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(args.set) or None
     if overrides and {"attention", "uncertainty"} & set(overrides):
         parser.error("the switches attention / uncertainty are set per variant; choose variants with --variants")
     base = resolve(get_method("uncertainty").presets, args.preset, overrides)

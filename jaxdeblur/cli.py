@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -12,44 +11,6 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Blind image deblurring with deep image priors (JAX).")
-
-
-def _parse_sets(items: List[str]) -> dict:
-    overrides = {}
-    for item in items:
-        if "=" not in item:
-            raise typer.BadParameter(f"--set expects NAME=VALUE, got {item!r}")
-        name, value = item.split("=", 1)
-        try:
-            overrides[name] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[name] = value
-    return overrides
-
-
-def write_outputs(out_dir: Path, stem: str, blurred, result, *, extra: dict | None = None) -> dict:
-    """Writes <stem>_restored.png, _kernel.png, _figure.png and <stem>.json; returns the paths."""
-    from jaxdeblur.io import save_image, save_kernel
-    from jaxdeblur.viz import result_figure
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"restored": out_dir / f"{stem}_restored.png", "kernel": out_dir / f"{stem}_kernel.png",
-             "figure": out_dir / f"{stem}_figure.png", "json": out_dir / f"{stem}.json"}
-    save_image(paths["restored"], result.image)
-    save_kernel(paths["kernel"], result.kernel)
-    result_figure(paths["figure"], blurred, result.image, result.kernel, history=result.history,
-                  kernel_variance=result.extras.get("kernel_variance"),
-                  title=f"{stem}: {result.method} ({result.preset})", **(extra or {}).get("figure", {}))
-    record = {
-        "input": stem, "method": result.method, "preset": result.preset, "seed": result.seed,
-        "kernel_size": list(result.kernel.shape), "config": dataclasses.asdict(result.config),
-        "device": result.device, "timings": result.timings,
-        "final_losses": {k: float(v[-1]) for k, v in result.history.items() if len(v)},
-        "history": {k: [float(x) for x in v] for k, v in result.history.items()},
-        **{k: v for k, v in (extra or {}).items() if k != "figure"},
-    }
-    paths["json"].write_text(json.dumps(record, indent=1))
-    return {k: str(v) for k, v in paths.items()}
 
 
 @app.command()
@@ -68,6 +29,8 @@ def deblur(
 ):
     """Deblur INPUT images blindly; writes restored image, kernel, figure and JSON per input."""
     from jaxdeblur.api import deblur_batch
+    from jaxdeblur.config import parse_overrides
+    from jaxdeblur.outputs import write_outputs
     from jaxdeblur.engine.runner import EngineOptions
     from jaxdeblur.io import load_image
 
@@ -76,7 +39,7 @@ def deblur(
                             resume=resume)
     t0 = time.perf_counter()
     results = deblur_batch(images, kernel_size, method, preset=preset, iterations=iterations,
-                           seeds=[seed + i for i in range(len(images))], config=_parse_sets(set_) or None,
+                           seeds=[seed + i for i in range(len(images))], config=parse_overrides(set_) or None,
                            color=color, options=options)
     wall = time.perf_counter() - t0
     for path, image, result in zip(inputs, images, results):

@@ -17,8 +17,10 @@ made with `blur(x, k, "circular")`).
 
 Images: (H, W) or (H, W, C) float32 in [0, 1], deconvolved per channel;
 output of the same shape, clipped to [0, 1]. `wiener` and `hyper_laplacian`
-are jit-compiled (`taper`, `alpha` and `betas` static; `nsr` and `lam` may be
-traced) and vmappable.
+check their arguments (shapes, finiteness, positive weights) on the host, then
+call a jit-compiled core (`taper`, `alpha` and `betas` static; `nsr` and `lam`
+traced); both are vmappable and jit-able (under a trace only the shape checks
+run).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxdeblur.forward import kernel_to_otf
@@ -45,6 +48,9 @@ def _check(y, k) -> tuple[jnp.ndarray, jnp.ndarray]:
         raise ValueError(f"k must have shape (kh, kw), got {k.shape}")
     if k.shape[0] > y.shape[0] or k.shape[1] > y.shape[1]:
         raise ValueError(f"kernel {k.shape} is larger than the image {y.shape[:2]}")
+    for name, a in (("y", y), ("k", k)):
+        if not isinstance(a, jax.core.Tracer) and not np.isfinite(np.asarray(a)).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
     return y.astype(jnp.float32), k.astype(jnp.float32)
 
 
@@ -104,7 +110,6 @@ def _finish(x3: jnp.ndarray, y: jnp.ndarray, offset: tuple[int, int]) -> jnp.nda
     return jnp.clip(x3[top : top + h, left : left + w], 0.0, 1.0).reshape(y.shape)
 
 
-@functools.partial(jax.jit, static_argnames=("taper",))
 def wiener(y, k, *, nsr: float = 1e-3, taper: bool = True) -> jnp.ndarray:
     """Wiener deconvolution with a constant noise-to-signal power ratio.
 
@@ -125,6 +130,11 @@ def wiener(y, k, *, nsr: float = 1e-3, taper: bool = True) -> jnp.ndarray:
     """
     y, k = _check(y, k)
     _check_positive("nsr", nsr)
+    return _wiener(y, k, nsr, taper)
+
+
+@functools.partial(jax.jit, static_argnames=("taper",))
+def _wiener(y: jnp.ndarray, k: jnp.ndarray, nsr, taper: bool) -> jnp.ndarray:
     yp, offset = _prepare(y, k, taper)
     s = yp.shape[:2]
     otf = kernel_to_otf(k, s)[:, :, None]
@@ -165,7 +175,6 @@ def beta_schedule(beta_min: float = 1.0, beta_max: float = 256.0, rate: float = 
     return tuple(beta_min * rate**i for i in range(n))
 
 
-@functools.partial(jax.jit, static_argnames=("alpha", "betas", "taper"))
 def hyper_laplacian(
     y,
     k,
@@ -207,6 +216,12 @@ def hyper_laplacian(
         raise ValueError(f"alpha must be in (0, 1], got {alpha}")
     if len(betas) == 0:
         raise ValueError("betas must hold at least one value")
+    return _hyper_laplacian(y, k, lam, float(alpha), tuple(float(b) for b in betas), taper)
+
+
+@functools.partial(jax.jit, static_argnames=("alpha", "betas", "taper"))
+def _hyper_laplacian(y: jnp.ndarray, k: jnp.ndarray, lam, alpha: float, betas: tuple[float, ...],
+                     taper: bool) -> jnp.ndarray:
     yp, offset = _prepare(y, k, taper)
     s = yp.shape[:2]
     otf = kernel_to_otf(k, s)[:, :, None]

@@ -20,6 +20,7 @@ from jaxdeblur.api import deblur
 from jaxdeblur.data import sample_photos, synthetic_set
 from jaxdeblur.kernels import motion
 from jaxdeblur.metrics import aligned_psnr_ssim, isnr, kernel_similarity
+from jaxdeblur.outputs import write_outputs
 
 DEMO_PHOTO = "camera"
 DEMO_SIZE = 128
@@ -38,8 +39,6 @@ def demo_problem():
 
 def run_demo(out: str | Path, *, preset: str = "fast", iterations: int | None = None, seed: int = 0) -> dict:
     """Runs the demo, writes its outputs to `out`, returns a report (numbers and paths)."""
-    from jaxdeblur.cli import write_outputs
-
     blurred, sharp, kernel = demo_problem()
     t0 = time.perf_counter()
     result = deblur(blurred, DEMO_KERNEL_SIZE, "selfdeblur", preset=preset, iterations=iterations, seed=seed)

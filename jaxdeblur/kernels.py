@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +25,6 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import ndtri
 
-from jaxdeblur.io import load_image
 
 # Boracchi & Foi simulate a trajectory with 2000 samples; their anxiety,
 # centripetal and shake parameters are per-sample rates at that resolution.
@@ -393,58 +390,6 @@ def to_image(k) -> jnp.ndarray:
     return k / jnp.where(peak > 0, peak, 1.0)
 
 
-def load_png(path, *, flip: bool = False) -> np.ndarray:
-    """Read a kernel stored as a grayscale (8- or 16-bit) image, scaled to sum 1.
-
-    Args:
-      path: image file (colour files are converted to gray).
-      flip: rotate by 180 degrees (e.g. to turn a correlation kernel into a
-        convolution kernel, or to undo a rotated PNG).
-
-    Returns:
-      (kh, kw) np.float32, non-negative, sum 1.
-
-    Raises:
-      FileNotFoundError / ValueError: as `jaxdeblur.io.load_image`; ValueError
-      also for an all-black image.
-    """
-    k = load_image(path, mode="gray").astype(np.float64)
-    if flip:
-        k = k[::-1, ::-1]
-    total = k.sum()
-    if total <= 0:
-        raise ValueError(f"kernel image {path} is all zero")
-    return np.ascontiguousarray(k / total, dtype=np.float32)
-
-
-def load_levin_npz(path) -> dict[str, np.ndarray]:
-    """Read an .npz of float kernels (e.g. Levin's ``kernels_float.npz``) as {name: (kh, kw) float32}.
-
-    Kernels are returned as stored (no flip; Levin's are correlation kernels,
-    see `jaxdeblur.data.levin`), renormalised to sum 1 in float32, in the
-    file's order.
-
-    Raises:
-      FileNotFoundError: no file at `path`.
-      ValueError: an unreadable file, or an array that is not a 2-D
-        non-negative kernel with a positive sum.
-    """
-    path = Path(os.fspath(path))
-    if not path.exists():
-        raise FileNotFoundError(f"no kernel file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: np.asarray(npz[name], dtype=np.float64) for name in npz.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read kernels from {path}: {err}") from err
-    kernels = {}
-    for name, k in arrays.items():
-        if k.ndim != 2 or np.any(k < 0) or not k.sum() > 0:
-            raise ValueError(f"{path}: array {name!r} of shape {k.shape} is not a non-negative 2-D kernel")
-        kernels[name] = np.ascontiguousarray(k / k.sum(), dtype=np.float32)
-    return kernels
-
-
 __all__ = [
     "gaussian",
     "disk",
@@ -458,6 +403,4 @@ __all__ = [
     "resize",
     "flip",
     "to_image",
-    "load_png",
-    "load_levin_npz",
 ]

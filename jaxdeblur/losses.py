@@ -1,13 +1,47 @@
-"""Loss terms of the DIP methods: pure, jit/grad/vmap-able functions.
+"""Training objectives (DIP methods and trained models): pure, jit/grad/vmap-able functions.
+
+Evaluation numbers come from `jaxdeblur.metrics`; these are for gradients.
 
 Images are (H, W, C) float32 in [0, 1]; kernels (kh, kw) summing to 1.
 """
 
 from __future__ import annotations
 
+import dm_pix
+import jax
 import jax.numpy as jnp
 
-from jaxdeblur.metrics import differentiable_ssim
+
+def differentiable_ssim(a: jnp.ndarray, b: jnp.ndarray, *, data_range: float = 1.0) -> jnp.ndarray:
+    """SSIM for training losses: ``dm_pix.ssim`` (jit/grad/vmap-able).
+
+    Same window and constants as `jaxdeblur.metrics.ssim` ('valid' 11x11 Gaussian, sigma 1.5,
+    K1 0.01, K2 0.03, mean over the map and channels) but with no
+    downsampling, and with the variances clipped at float32 eps^2 and the
+    covariance to +-sqrt(var_a var_b) (dm-pix's safeguards for gradients).
+    Report evaluation numbers with `jaxdeblur.metrics.ssim`, not with this.
+
+    Args:
+      a, b: float images of the same shape: (H, W), (H, W, C) or
+        (N, H, W, C), in [0, data_range], at least 11 x 11 pixels.
+      data_range: the dynamic range of the images.
+
+    Returns:
+      A scalar for (H, W) and (H, W, C) inputs, an (N,) array for batches.
+    """
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    if a.ndim not in (2, 3, 4):
+        raise ValueError(f"a must be (H, W), (H, W, C) or (N, H, W, C), got shape {a.shape}")
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    return _dm_pix_ssim(a, b, data_range)
+
+
+@jax.jit
+def _dm_pix_ssim(a: jnp.ndarray, b: jnp.ndarray, data_range: float) -> jnp.ndarray:
+    return dm_pix.ssim(a, b, max_val=data_range)
 
 
 def mse(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
@@ -18,7 +52,7 @@ def mse(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
 def ssim_loss(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
     """1 - SSIM of two (H, W, C) images in [0, 1], differentiable.
 
-    `jaxdeblur.metrics.differentiable_ssim` (dm-pix: 11x11 Gaussian window,
+    `differentiable_ssim` (dm-pix: 11x11 Gaussian window,
     sigma 1.5, 'valid' filtering, no downsampling). SelfDeblur's PyTorch SSIM
     pads by 5 px with zeros instead; evaluation uses `jaxdeblur.metrics.ssim`.
     """

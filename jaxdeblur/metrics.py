@@ -7,8 +7,6 @@ Kernels are (kh, kw) arrays.
 - `psnr`, `ssim`: PSNR and Wang et al.'s reference SSIM (``ssim.m``, with its
   automatic box-filter downsampling). Colour images: SSIM is the mean of the
   per-channel SSIM values; PSNR uses the MSE over all channels.
-- `differentiable_ssim`: dm-pix's SSIM for losses (jit/grad/vmap-able, no
-  downsampling); `1 - differentiable_ssim` is the SSIM loss.
 - `align`, `aligned_psnr_ssim`, `error_ratio`: Levin et al.'s protocol (border
   crop, sub-pixel shift search with bilinear interpolation, least SSD).
 - `isnr`: Kotera et al.'s improvement in SNR over the blurred input.
@@ -28,7 +26,6 @@ from __future__ import annotations
 import math
 from functools import partial
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -193,38 +190,6 @@ def _ssim_map(a: jnp.ndarray, b: jnp.ndarray, f: int, data_range: float) -> jnp.
     var_b = _gaussian_filter_valid(b * b) - mu_b**2
     cov_ab = _gaussian_filter_valid(a * b) - mu_a * mu_b
     return ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-
-
-def differentiable_ssim(a: jnp.ndarray, b: jnp.ndarray, *, data_range: float = 1.0) -> jnp.ndarray:
-    """SSIM for training losses: ``dm_pix.ssim`` (jit/grad/vmap-able).
-
-    Same window and constants as `ssim` ('valid' 11x11 Gaussian, sigma 1.5,
-    K1 0.01, K2 0.03, mean over the map and channels) but with no
-    downsampling, and with the variances clipped at float32 eps^2 and the
-    covariance to +-sqrt(var_a var_b) (dm-pix's safeguards for gradients).
-    Report evaluation numbers with `ssim`, not with this.
-
-    Args:
-      a, b: float images of the same shape: (H, W), (H, W, C) or
-        (N, H, W, C), in [0, data_range], at least 11 x 11 pixels.
-      data_range: the dynamic range of the images.
-
-    Returns:
-      A scalar for (H, W) and (H, W, C) inputs, an (N,) array for batches.
-    """
-    a, b = jnp.asarray(a), jnp.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
-    if a.ndim not in (2, 3, 4):
-        raise ValueError(f"a must be (H, W), (H, W, C) or (N, H, W, C), got shape {a.shape}")
-    if a.ndim == 2:
-        a, b = a[..., None], b[..., None]
-    return _dm_pix_ssim(a, b, data_range)
-
-
-@jax.jit
-def _dm_pix_ssim(a: jnp.ndarray, b: jnp.ndarray, data_range: float) -> jnp.ndarray:
-    return dm_pix.ssim(a, b, max_val=data_range)
 
 
 def _shift_grid(max_shift: float, step: float) -> np.ndarray:
@@ -508,7 +473,6 @@ __all__ = [
     "psnr",
     "ssim",
     "ssim_downsample_factor",
-    "differentiable_ssim",
     "align",
     "aligned_psnr_ssim",
     "isnr",

@@ -3,7 +3,7 @@
 The engine (`jaxdeblur.engine.runner`) owns everything else: run state,
 optimiser, jitted step, scanned chunks, batching, sharding, checkpoints,
 progress and history. A method is a stateless object; its numbers live in a
-frozen config dataclass (`jaxdeblur.methods.config`).
+frozen config dataclass (`jaxdeblur.config`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
-import jax
 from flax import nnx
 
 from jaxdeblur.nets.functional import apply as apply_module
@@ -50,8 +49,3 @@ def build_networks(make: Callable[[nnx.Rngs], Mapping[str, nnx.Module]]) -> tupl
         return {n: p[1] for n, p in parts.items()}, {n: p[2] for n, p in parts.items()}
 
     return Networks(graphdefs), init
-
-
-def stack_trees(trees):
-    """Stacks a list of equally shaped pytrees along a new leading axis."""
-    return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *trees)

@@ -1,6 +1,6 @@
 """DIP methods, one module per paper, looked up by name."""
 
-from jaxdeblur.methods.config import compress_schedule, override, resolve
+from jaxdeblur.config import compress_schedule, override, resolve
 from jaxdeblur.methods.kotera import Kotera, KoteraConfig
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
 from jaxdeblur.methods.uncertainty import Uncertainty, UncertaintyConfig

@@ -49,7 +49,7 @@ import numpy as np
 from jaxdeblur import kernels as K
 from jaxdeblur.engine.fitting import FitSettings
 from jaxdeblur.engine.multiscale import Stage, Tolerances, run_scales, scale_plan
-from jaxdeblur.methods.config import NEVER
+from jaxdeblur.config import NEVER
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
 
 _FAST = SelfDeblur.presets["fast"]

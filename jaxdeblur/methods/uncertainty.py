@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxdeblur.methods.config import NEVER
+from jaxdeblur.config import NEVER
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur, dip_loss_terms, multistep_lr
 from jaxdeblur.nets import KernelGenerator, RefinementNet
 from jaxdeblur.nets.edge_attention import GatedEdgeAttention, ring_buffer_init, ring_buffer_push

@@ -1,4 +1,4 @@
-"""Declarative method configs: frozen dataclasses with presets and overrides.
+"""Declarative configs of methods and models: frozen dataclasses with presets and overrides.
 
 A method's config holds every number of the method (network widths, learning
 rates, loss schedule, iterations). Each method declares three presets:
@@ -13,6 +13,7 @@ Configs are hashable, so the engine can cache compiled steps per config.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Mapping, TypeVar
 
 C = TypeVar("C")
@@ -80,6 +81,28 @@ def compress_schedule(config: C, iterations: int) -> C:
             value = getattr(config, name)
             changes[name] = tuple(scale(v) for v in value) if isinstance(value, tuple) else scale(value)
     return dataclasses.replace(config, **changes)
+
+
+def parse_overrides(pairs) -> dict:
+    """Config overrides from NAME=VALUE strings (the `--set` option of the CLI and the experiments).
+
+    VALUE is read as JSON where it parses ("0.01", "[50, 100]", "true"), else
+    kept as a string; `override` then checks the name and coerces the type.
+
+    Raises:
+      ValueError: an item without "=" or with an empty name.
+    """
+    out = {}
+    for pair in pairs:
+        name, sep, value = str(pair).partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--set expects NAME=VALUE (e.g. --set iterations=500), got {pair!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
 
 
 def resolve(presets: Mapping[str, C], preset: str, config: C | Mapping[str, Any] | None) -> C:

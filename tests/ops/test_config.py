@@ -3,7 +3,7 @@
 import pytest
 
 from jaxdeblur.methods import KoteraConfig, UncertaintyConfig, compress_schedule, override, resolve
-from jaxdeblur.methods.config import NEVER
+from jaxdeblur.config import NEVER
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
 
 
@@ -41,3 +41,13 @@ def test_compress_schedule_covers_kotera_and_keeps_never():
     assert compress_schedule(DIPConfig(), 1).lr_milestones == (1, 1, 1)  # never below one iteration
     with pytest.raises(ValueError, match="iterations must be >= 1"):
         compress_schedule(DIPConfig(), 0)
+
+
+def test_parse_overrides_reads_json_and_keeps_strings():
+    from jaxdeblur.config import parse_overrides
+
+    assert parse_overrides(["lr_image=0.005", "lr_milestones=[5, 9]", "name=abc", "flag=true"]) == {
+        "lr_image": 0.005, "lr_milestones": [5, 9], "name": "abc", "flag": True}
+    assert parse_overrides([]) == {}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_overrides(["iterations"])

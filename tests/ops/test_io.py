@@ -142,3 +142,36 @@ def test_save_kernel_scales_by_max_and_upscales(tmp_path):
 def test_reexports_color_conversions():
     assert io.rgb_to_ycbcr is color.rgb_to_ycbcr
     assert io.ycbcr_to_rgb is color.ycbcr_to_rgb
+
+
+def test_load_kernel_png(tmp_path):
+    raw = np.zeros((5, 7), np.uint8)
+    raw[1, 2], raw[3, 5], raw[2, 3] = 255, 85, 170
+    Image.fromarray(raw).save(tmp_path / "k.png")
+    k = io.load_kernel_png(tmp_path / "k.png")
+    assert k.dtype == np.float32 and k.shape == (5, 7)
+    np.testing.assert_allclose(k, raw / raw.sum(dtype=np.float64), atol=1e-7)
+    np.testing.assert_array_equal(io.load_kernel_png(tmp_path / "k.png", flip=True), k[::-1, ::-1])
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "zero.png")
+    with pytest.raises(ValueError, match="zero"):
+        io.load_kernel_png(tmp_path / "zero.png")
+
+
+def test_load_kernels_npz(tmp_path):
+    np.savez(tmp_path / "k.npz", a=np.ones((3, 3)), b=np.diag([1.0, 3.0]))
+    ks = io.load_kernels_npz(tmp_path / "k.npz")
+    assert list(ks) == ["a", "b"] and all(k.dtype == np.float32 for k in ks.values())
+    np.testing.assert_allclose(ks["b"], [[0.25, 0], [0, 0.75]])
+    np.savez(tmp_path / "bad.npz", a=np.ones(3))
+    with pytest.raises(ValueError, match="'a'"):
+        io.load_kernels_npz(tmp_path / "bad.npz")
+    with pytest.raises(FileNotFoundError):
+        io.load_kernels_npz(tmp_path / "missing.npz")
+
+
+def test_load_kernels_npz_real_file(levin_root):
+    ks = io.load_kernels_npz(levin_root / "kernels_float.npz")
+    assert list(ks) == [f"kernel{j}" for j in range(1, 9)]
+    assert [k.shape[0] for k in ks.values()] == [19, 17, 15, 27, 13, 21, 23, 23]
+    for k in ks.values():
+        assert k.min() >= 0 and abs(float(k.sum()) - 1) < 1e-5

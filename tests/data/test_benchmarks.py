@@ -8,7 +8,8 @@ from scipy.signal import fftconvolve
 
 from jaxdeblur import data
 from jaxdeblur.forward import blur
-from jaxdeblur.kernels import flip, gaussian, load_levin_npz, load_png
+from jaxdeblur.io import load_kernel_png, load_kernels_npz
+from jaxdeblur.kernels import flip, gaussian
 
 SHIFT_RADIUS = 6  # px searched around the nominal alignment
 
@@ -94,9 +95,9 @@ def test_levin_orientation_reproduces_blurred_images(levin_items):
 
 def test_levin_png_kernels_4_and_8_are_rotated(levin_root):
     """Why `levin` uses kernels_float.npz: two of the 8-bit PNGs disagree in orientation."""
-    floats = load_levin_npz(levin_root / "kernels_float.npz")
+    floats = load_kernels_npz(levin_root / "kernels_float.npz")
     for j in range(1, 9):
-        png = load_png(levin_root / "gt" / f"kernel{j}.png", flip=j in (4, 8))
+        png = load_kernel_png(levin_root / "gt" / f"kernel{j}.png", flip=j in (4, 8))
         np.testing.assert_allclose(png, floats[f"kernel{j}"], atol=2e-3)
 
 
@@ -112,7 +113,7 @@ def test_default_root(monkeypatch, tmp_path):
     monkeypatch.setenv("JAXDEBLUR_DATA", str(tmp_path))
     assert data.default_root() == tmp_path
     monkeypatch.delenv("JAXDEBLUR_DATA")
-    assert data.default_root() == Path(data.__file__).resolve().parents[2] / "shared" / "data"
+    assert data.default_root() == Path(data.__file__).resolve().parents[3] / "shared" / "data"
 
 
 def test_levin_kernel_sizes():

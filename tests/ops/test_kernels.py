@@ -185,36 +185,3 @@ def test_flip_turns_correlation_into_convolution():
 def test_to_image():
     k = jnp.array([[[0.0, 0.2], [-0.1, 0.4]], [[0.0, 0.0], [0.0, 0.0]]])
     np.testing.assert_allclose(np.asarray(K.to_image(k)), [[[0, 0.5], [0, 1]], [[0, 0], [0, 0]]])
-
-
-def test_load_png(tmp_path):
-    raw = np.zeros((5, 7), np.uint8)
-    raw[1, 2], raw[3, 5], raw[2, 3] = 255, 85, 170
-    Image.fromarray(raw).save(tmp_path / "k.png")
-    k = K.load_png(tmp_path / "k.png")
-    assert k.dtype == np.float32 and k.shape == (5, 7)
-    np.testing.assert_allclose(k, raw / raw.sum(dtype=np.float64), atol=1e-7)
-    np.testing.assert_array_equal(K.load_png(tmp_path / "k.png", flip=True), k[::-1, ::-1])
-    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "zero.png")
-    with pytest.raises(ValueError, match="zero"):
-        K.load_png(tmp_path / "zero.png")
-
-
-def test_load_levin_npz(tmp_path):
-    np.savez(tmp_path / "k.npz", a=np.ones((3, 3)), b=np.diag([1.0, 3.0]))
-    ks = K.load_levin_npz(tmp_path / "k.npz")
-    assert list(ks) == ["a", "b"] and all(k.dtype == np.float32 for k in ks.values())
-    np.testing.assert_allclose(ks["b"], [[0.25, 0], [0, 0.75]])
-    np.savez(tmp_path / "bad.npz", a=np.ones(3))
-    with pytest.raises(ValueError, match="'a'"):
-        K.load_levin_npz(tmp_path / "bad.npz")
-    with pytest.raises(FileNotFoundError):
-        K.load_levin_npz(tmp_path / "missing.npz")
-
-
-def test_load_levin_npz_real_file(levin_root):
-    ks = K.load_levin_npz(levin_root / "kernels_float.npz")
-    assert list(ks) == [f"kernel{j}" for j in range(1, 9)]
-    assert [k.shape[0] for k in ks.values()] == [19, 17, 15, 27, 13, 21, 23, 23]
-    for k in ks.values():
-        _assert_kernel(k, k.shape)

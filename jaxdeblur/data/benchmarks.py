@@ -1,4 +1,4 @@
-"""Data sets: the Levin et al. benchmark, synthetic blur sets and sample photos.
+"""Benchmarks and fixed test sets: Levin et al., Lai et al., synthetic blur sets and sample photos.
 
 Every loader returns `DeblurItem`s of NumPy float32 arrays in [0, 1] with
 kernels in the library's blur convention (TRUE convolution, centre tap
@@ -24,8 +24,9 @@ from skimage.transform import resize
 
 from jaxdeblur.color import rgb_to_gray
 from jaxdeblur.forward import MODES, blur
-from jaxdeblur.io import load_image
-from jaxdeblur.kernels import flip, load_levin_npz, load_png
+from jaxdeblur.io import load_image, load_kernel_png, load_kernels_npz
+from jaxdeblur.kernels import flip
+from jaxdeblur.noise import add_gaussian_noise
 
 # Kernel supports SelfDeblur estimates on Levin (the true kernels are 19, 17,
 # 15, 27, 13, 21, 23, 23 px wide including their zero margins).
@@ -58,7 +59,7 @@ def default_root() -> Path:
     env = os.environ.get("JAXDEBLUR_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def levin(root=None) -> list[DeblurItem]:
@@ -100,7 +101,7 @@ def levin(root=None) -> list[DeblurItem]:
             + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
             + "; set JAXDEBLUR_DATA to a complete copy"
         )
-    kernels = load_levin_npz(folder / "kernels_float.npz")
+    kernels = load_kernels_npz(folder / "kernels_float.npz")
     sharp = {i: load_image(folder / "gt" / f"im{i}.png") for i in range(1, 5)}
     return [
         DeblurItem(
@@ -171,7 +172,7 @@ def lai(root, *, categories: Sequence[str] = LAI_CATEGORIES, flip_kernels: bool 
         blurred = load_image(path, mode="rgb")
         if blurred.shape != sharp.shape:
             raise ValueError(f"Lai item {path.stem}: blurred {blurred.shape} and ground truth {sharp.shape} differ")
-        k = load_png(find(kernel_dir, f"kernel_{kernel}", "kernel"), flip=flip_kernels)
+        k = load_kernel_png(find(kernel_dir, f"kernel_{kernel}", "kernel"), flip=flip_kernels)
         items.append(DeblurItem(name=path.stem, blurred=blurred, sharp=sharp, kernel=k))
     return items
 
@@ -254,9 +255,7 @@ def synthetic_set(
                 raise ValueError(f"kernel {kernel_name!r} must have shape (kh, kw), got {kernel.shape}")
             clean = np.asarray(blur(sharp, kernel, mode))
             key = jax.random.fold_in(base, i * len(named_kernels) + j)
-            noisy = clean + noise_sigma * np.asarray(jax.random.normal(key, clean.shape))
-            if quantize:
-                noisy = np.round(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0
+            noisy = np.asarray(add_gaussian_noise(key, clean, noise_sigma, quantize=quantize, clip=quantize))
             target = sharp
             if mode == "valid":
                 kh, kw = kernel.shape

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxdeblur
-from conftest import UNOPTIMISED_XLA
+from tests.conftest import UNOPTIMISED_XLA
 from jaxdeblur.engine import checkpoint as checkpoint_module
 from jaxdeblur.engine.runner import EngineOptions, NonFiniteLossError
 from jaxdeblur.methods import selfdeblur
@@ -223,6 +223,6 @@ def test_sharded_over_eight_cpu_devices_equals_one_device():
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count=8 {UNOPTIMISED_XLA}",
                JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SHARDED_OK" in proc.stdout
