@@ -37,3 +37,12 @@ def levin_root():
     if not root.is_dir():
         pytest.skip(f"Levin data not found at {root} (set JAXDEBLUR_DATA or place ../shared beside the repo)")
     return root
+
+
+@pytest.fixture(scope="session")
+def train400_root():
+    """The train400 training images (../shared/data/train400); skips when they are absent."""
+    root = SHARED_DATA / "train400"
+    if not root.is_dir():
+        pytest.skip(f"train400 data not found at {root} (set JAXDEBLUR_DATA or place ../shared beside the repo)")
+    return root
