@@ -49,17 +49,18 @@ def _torch_bias_init(fan_in: int) -> Callable[..., jax.Array]:
     return init
 
 
-def torch_conv(in_features: int, out_features: int, kernel_size: int, *, stride: int = 1,
-               rngs: nnx.Rngs) -> nnx.Conv:
+def torch_conv(in_features: int, out_features: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
+               bias: bool = True, rngs: nnx.Rngs) -> nnx.Conv:
     """Square 2-D conv (NHWC), 'VALID' padding, PyTorch default init and bias.
 
-    Padding is the caller's job (the nets pad by reflection before k > 1 convs).
-    Its gradient is `jaxdeblur.nets.conv`'s, fast inside `lax.scan` on CPUs.
+    Padding is the caller's job (the nets pad by reflection or zeros before
+    k > 1 convs). `groups` = in_features makes it depthwise. Its gradient is
+    `jaxdeblur.nets.conv`'s, fast inside `lax.scan` on CPUs (one group).
     """
-    fan_in = in_features * kernel_size * kernel_size
+    fan_in = (in_features // groups) * kernel_size * kernel_size
     return nnx.Conv(in_features, out_features, (kernel_size, kernel_size), strides=stride, padding="VALID",
-                    kernel_init=_torch_weight_init, bias_init=_torch_bias_init(fan_in),
-                    conv_general_dilated=conv_general_dilated, rngs=rngs)
+                    feature_group_count=groups, use_bias=bias, kernel_init=_torch_weight_init,
+                    bias_init=_torch_bias_init(fan_in), conv_general_dilated=conv_general_dilated, rngs=rngs)
 
 
 def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:

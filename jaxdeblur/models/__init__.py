@@ -1,0 +1,36 @@
+"""Trained models: a registry of model modules, and `load` of their shipped weights.
+
+    import jaxdeblur.models as models
+    restore = models.load("nafnet-cpu")          # or models.load("nafnet", preset="cpu")
+    sharp = restore(blurred)                     # the model's inference function
+    restore.manifest["metrics"]                  # what was measured when it was exported
+    models.available()                           # ["nafnet-cpu", ...]: weights found
+
+A model is a module (``jaxdeblur/models/<m>/__init__.py`` or a single file)
+registered in `registry.MODELS` ({"nafnet": "jaxdeblur.models.nafnet"}),
+imported on first use. It offers:
+
+- ``PRESETS: dict[str, Config]``: frozen config dataclasses ("cpu", "paper",
+  "tiny", ...), each with a field ``train: jaxdeblur.train.TrainSettings``;
+- ``make_task(config, *, data=None) -> jaxdeblur.train.Task``: the training
+  task; `data` is a folder (str or Path) or None for the model's default data;
+- ``build_model(config, *, rngs: nnx.Rngs) -> nnx.Module``: the network of a
+  config (what `Task.init_model` builds; `load` rebuilds shipped weights with it);
+- ``make_inference(model, config) -> Callable``: the ready inference function
+  of a trained network (jitted pure apply inside);
+- optionally ``check_metrics(inference, config) -> dict``: metrics on a small
+  data-free check set; `jaxdeblur train --export` stores them in the manifest
+  so that a user or a test can recompute them after `load`. A model that
+  takes data accepts ``make_task(config, *, data=None, val_data=None)``.
+
+Training: `jaxdeblur train <model> --preset P --data DIR --workdir DIR`
+(jaxdeblur.train.command) or `jaxdeblur.train.train(module.make_task(config), workdir)`;
+`jaxdeblur.train.export` writes the weights folder that `load` reads
+(format: jaxdeblur.train.export; search order: jaxdeblur.models.weights).
+"""
+
+from jaxdeblur.models.registry import MODELS, get_model, model_names
+from jaxdeblur.models.weights import Pretrained, available, checkpoint_roots, find_weights, load
+
+__all__ = ["MODELS", "Pretrained", "available", "checkpoint_roots", "find_weights", "get_model", "load",
+           "model_names"]

@@ -1,0 +1,108 @@
+"""NAFNet's configuration: network size, the NAFNet recipe's optimiser, data and training length.
+
+Presets (each derived from `PAPER` with `dataclasses.replace`):
+
+- ``"paper"``: Chen et al.'s GoPro recipe for width 32 (accelerators): RGB,
+  encoder blocks (1, 1, 1, 28), 256 px crops of real blurred/sharp pairs
+  (a GoPro-layout folder), batch 32, 200k steps, AdamW lr 1e-3 (weight decay
+  1e-3, betas (0.9, 0.9)) with cosine decay to 1e-7, gradient clipping at
+  global norm 0.01, PSNR loss.
+- ``"cpu"``: a 1.1 M parameter NAFNet (width 16, one block per level) that
+  trains in under an hour on a 2-core CPU: gray 64 px crops of sharp images
+  (train400) blurred on the fly by random camera-shake kernels (support 19,
+  trajectory length 4-18 px) plus 0-2% Gaussian noise, 8-bit quantised.
+- ``"tiny"``: for tests (seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxdeblur.data.degrade import DegradeConfig
+from jaxdeblur.train.task import TrainSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class NAFNetConfig:
+    """Every number of a NAFNet training (frozen, hashable).
+
+    Attributes:
+      channels: image channels the network sees (1 gray, 3 RGB). A gray model
+        restores colour images channel by channel.
+      width, enc_blocks, middle_blocks, dec_blocks: the network (see
+        `jaxdeblur.nets.nafnet.NAFNet`).
+      lr, lr_min: AdamW's peak learning rate and the end of its cosine decay.
+      weight_decay, betas: AdamW's decoupled weight decay and (b1, b2).
+      grad_clip: clip the gradients to this global l2 norm before AdamW.
+      paired: True: train on real pairs (a GoPro-layout folder, random crops
+        of side `degrade.crop`, flips / rotations); False: blur sharp images
+        on the fly with `degrade`.
+      degrade: the synthetic degradation (crop size, kernels, noise) for
+        unpaired data; for paired data only `crop` is used.
+      held_out: images of the training folder held out for validation when no
+        separate validation folder is given.
+      eval_batch_size, eval_batches: the fixed validation set (batches of
+        crops, degraded once with `eval_seed`).
+      eval_seed: seed of the validation crops' degradation.
+      train: the trainer's settings (steps, batch size, periods, seed).
+    """
+
+    channels: int = 3
+    width: int = 32
+    enc_blocks: tuple[int, ...] = (1, 1, 1, 28)
+    middle_blocks: int = 1
+    dec_blocks: tuple[int, ...] = (1, 1, 1, 1)
+    lr: float = 1e-3
+    lr_min: float = 1e-7
+    weight_decay: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.9)
+    grad_clip: float = 0.01
+    paired: bool = True
+    degrade: DegradeConfig = DegradeConfig(crop=256, kernel_size=31)
+    held_out: int = 16
+    eval_batch_size: int = 8
+    eval_batches: int = 2
+    eval_seed: int = 1234
+    train: TrainSettings = TrainSettings(steps=200_000, batch_size=32, eval_every=5000, checkpoint_every=5000,
+                                         log_every=100)
+
+    def __post_init__(self):
+        if len(self.enc_blocks) != len(self.dec_blocks):
+            raise ValueError(f"enc_blocks {self.enc_blocks} and dec_blocks {self.dec_blocks} need equal lengths")
+        if self.degrade.crop % 2 ** len(self.enc_blocks):
+            raise ValueError(f"degrade.crop {self.degrade.crop} must be a multiple of 2^levels = "
+                             f"{2 ** len(self.enc_blocks)}")
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+
+
+PAPER = NAFNetConfig()
+
+CPU = dataclasses.replace(
+    PAPER,
+    channels=1,
+    width=16,
+    enc_blocks=(1, 1, 1, 1),
+    paired=False,
+    degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0), motion_length=(4.0, 18.0),
+                          noise_sigma=(0.0, 0.02)),
+    held_out=8,
+    eval_batch_size=16,
+    eval_batches=2,
+    train=TrainSettings(steps=6000, batch_size=8, eval_every=500, checkpoint_every=250, log_every=50),
+)
+
+TINY = dataclasses.replace(
+    CPU,
+    width=4,
+    enc_blocks=(1, 1),
+    dec_blocks=(1, 1),
+    degrade=DegradeConfig(crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0),
+                          noise_sigma=(0.0, 0.01)),
+    held_out=2,
+    eval_batch_size=2,
+    eval_batches=1,
+    train=TrainSettings(steps=4, batch_size=2, eval_every=2, checkpoint_every=2, log_every=1),
+)
+
+PRESETS = {"paper": PAPER, "cpu": CPU, "tiny": TINY}
