@@ -7,7 +7,9 @@ from types import ModuleType
 
 # name -> importable module path. A model module offers PRESETS, make_task,
 # build_model and make_inference (see jaxdeblur.models). Add new models here.
-MODELS: dict[str, str] = {"kernel_prior": "jaxdeblur.models.kernel_prior", "nafnet": "jaxdeblur.models.nafnet"}
+MODELS: dict[str, str] = {"kernel_prior": "jaxdeblur.models.kernel_prior",
+                          "kernel_space": "jaxdeblur.models.kernel_space", "nafnet": "jaxdeblur.models.nafnet",
+                          "ufpnet": "jaxdeblur.models.ufpnet"}
 
 REQUIRED = ("PRESETS", "make_task", "build_model", "make_inference")
 

@@ -98,8 +98,10 @@ class NAFBlock(nnx.Module):
         self.ffn_project = _conv(c, c, 1, rngs=rngs)
         self.gamma = nnx.Param(jnp.zeros((c,)))
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = self.expand(self.norm1(x))
+    def __call__(self, x: jax.Array, *, branch_input: jax.Array | None = None) -> jax.Array:
+        """x (N, H, W, c) -> same. `branch_input` (same shape) replaces x as the input of the first half's
+        branch while the residual still adds x (UFPNet's kernel attention enters this way)."""
+        h = self.expand(self.norm1(x if branch_input is None else branch_input))
         h = simple_gate(depthwise3x3(h, self.depthwise.kernel[...], self.depthwise.bias[...]))
         h = h * self.attention(jnp.mean(h, axis=(1, 2), keepdims=True))
         y = x + self.project(h) * self.beta[...]
@@ -147,16 +149,27 @@ class NAFNet(nnx.Module):
             decoders.append(_blocks(c, n, rngs))
         self.ups, self.decoders = nnx.List(ups), nnx.List(decoders)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Restores x (N, H, W, C) in [0, 1]; the output is not clamped (see `restore`)."""
+    def encode_level(self, level: int, f: jax.Array, condition):
+        """Encoder level `level`'s blocks on features f -> (features, condition for the next level).
+
+        The plain NAFNet ignores `condition`; a conditioned subclass (UFPNet's) overrides this hook.
+        """
+        for block in self.encoders[level]:
+            f = block(f)
+        return f, condition
+
+    def __call__(self, x: jax.Array, *, condition=None) -> jax.Array:
+        """Restores x (N, H, W, C) in [0, 1]; the output is not clamped (see `restore`).
+
+        `condition` is passed to `encode_level` (None for the plain NAFNet).
+        """
         n, h, w, _ = x.shape
         m = 2**self.levels
         inp = jnp.pad(x, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)))
         f = self.intro(_zero_pad(inp, 1))
         skips = []
-        for blocks, down in zip(self.encoders, self.downs):
-            for block in blocks:
-                f = block(f)
+        for level, down in enumerate(self.downs):
+            f, condition = self.encode_level(level, f, condition)
             skips.append(f)
             f = down(f)
         for block in self.middle:

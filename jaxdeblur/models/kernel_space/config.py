@@ -1,0 +1,147 @@
+"""The blur-kernel-space model's configuration: network size, optimiser, data and training length.
+
+Presets (each derived from `PAPER` with `dataclasses.replace`):
+
+- ``"paper"``: the reference's KernelWizard setting (accelerators): RGB,
+  nf 64, 10 front / 20 back residual blocks, 4 extractor blocks, 512-d code,
+  depth 5 (stride 128: a 2 x 2 code map per 256 px crop; ~49 M
+  parameters), batch 16 of 256 px crops, Adam lr 1e-4 (betas 0.9, 0.99)
+  with cosine annealing restarted after 1/12, 3/12, 6/12 and 9/12 of the
+  600k steps (the reference's periods 50k, 100k, 150k, 150k, 150k) down to
+  1e-8, Charbonnier loss (eps 1e-6). The reference trains on GoPro / REDS
+  pairs (``paired=True`` takes a GoPro-layout folder); this preset, like the
+  others, blurs sharp images on the fly with the shared pipeline: camera-
+  shake motion kernels (support 31, length 1-30 px), half of the images
+  with a spatially varying field of 3 x 3 such kernels, no noise, 8-bit
+  quantised.
+- ``"cpu"``: a ~0.3 M parameter model that trains in about half an hour on
+  a shared 2-core CPU: gray 64 px crops (train400), nf 16, 2 front / 4 back
+  blocks, 1 extractor block, 64-d code, depth 3 (stride 32: 2 x 2 codes per
+  crop), kernels of support 19 (length 1-15 px), half spatially varying on
+  a 2 x 2 grid; batch 8, Adam 1e-3 with one cosine decay.
+- ``"tiny"``: for tests (seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from jaxdeblur.data.degrade import DegradeConfig
+from jaxdeblur.train.task import TrainSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSpaceConfig:
+    """Every number of a blur-kernel-space training (frozen, hashable).
+
+    Attributes:
+      channels: image channels the network sees (1 gray, 3 RGB); a gray
+        model treats colour images channel by channel.
+      nf, front_blocks, back_blocks, code_dim, extractor_blocks, depth,
+        feature_downsamples: the network (`jaxdeblur.nets.kernel_space.KernelSpace`);
+        the code map's stride is 2^(feature_downsamples + depth) px.
+      charbonnier_eps: eps of the Charbonnier loss mean(sqrt(d^2 + eps)).
+      lr, lr_min: Adam's peak learning rate and the floor of each cosine period.
+      lr_periods: the cosine periods as fractions of `train.steps` (sum 1);
+        the learning rate restarts at `lr` after each.
+      betas: Adam's (b1, b2).
+      paired: True: train on real pairs (a GoPro-layout folder, crops of side
+        `degrade.crop`, flips / rotations); False: blur sharp images on the
+        fly with `degrade`.
+      degrade: the synthetic degradation (crop, kernels, spatially varying
+        fields, noise); for paired data only `crop` is used.
+      held_out: images of the training folder held out for validation when no
+        separate validation folder is given.
+      eval_batch_size, eval_batches: the fixed validation set.
+      eval_seed: seed of the validation pairs' degradation.
+      naive_kernel_size: support of the uniform kernel the naive baseline
+        fits by least squares (evaluation and check metrics), odd.
+      train: the trainer's settings.
+    """
+
+    channels: int = 3
+    nf: int = 64
+    front_blocks: int = 10
+    back_blocks: int = 20
+    code_dim: int = 512
+    extractor_blocks: int = 4
+    depth: int = 5
+    feature_downsamples: int = 2
+    charbonnier_eps: float = 1e-6
+    lr: float = 1e-4
+    lr_min: float = 1e-8
+    lr_periods: tuple[float, ...] = (1 / 12, 2 / 12, 3 / 12, 3 / 12, 3 / 12)
+    betas: tuple[float, float] = (0.9, 0.99)
+    paired: bool = False
+    degrade: DegradeConfig = DegradeConfig(crop=256, kernel_size=31, kind_probs=(1.0, 0.0, 0.0),
+                                           motion_length=(1.0, 30.0), spatially_varying=0.5, grid=(3, 3),
+                                           noise_sigma=(0.0, 0.0))
+    held_out: int = 16
+    eval_batch_size: int = 8
+    eval_batches: int = 2
+    eval_seed: int = 1234
+    naive_kernel_size: int = 31
+    train: TrainSettings = TrainSettings(steps=600_000, batch_size=16, eval_every=5000, checkpoint_every=5000,
+                                         log_every=100)
+
+    @property
+    def stride(self) -> int:
+        """Pixels per code cell along each axis: 2^(feature_downsamples + depth)."""
+        return 2 ** (self.feature_downsamples + self.depth)
+
+    def __post_init__(self):
+        if not self.lr_periods or min(self.lr_periods) <= 0 or not math.isclose(sum(self.lr_periods), 1.0,
+                                                                                  abs_tol=1e-6):
+            raise ValueError(f"lr_periods must be positive fractions of train.steps summing to 1, "
+                             f"got {self.lr_periods}")
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+        if self.naive_kernel_size < 1 or self.naive_kernel_size % 2 == 0:
+            raise ValueError(f"naive_kernel_size must be odd and >= 1, got {self.naive_kernel_size}")
+        if self.charbonnier_eps <= 0:
+            raise ValueError(f"charbonnier_eps must be > 0, got {self.charbonnier_eps}")
+
+
+PAPER = KernelSpaceConfig()
+
+CPU = dataclasses.replace(
+    PAPER,
+    channels=1,
+    nf=16,
+    front_blocks=2,
+    back_blocks=4,
+    code_dim=64,
+    extractor_blocks=1,
+    depth=3,
+    lr=1e-3,
+    lr_min=1e-6,
+    lr_periods=(1.0,),
+    degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 15.0),
+                          spatially_varying=0.5, grid=(2, 2), noise_sigma=(0.0, 0.0)),
+    held_out=16,
+    eval_batch_size=8,
+    eval_batches=2,
+    naive_kernel_size=19,
+    train=TrainSettings(steps=2000, batch_size=8, eval_every=250, checkpoint_every=250, log_every=50),
+)
+
+TINY = dataclasses.replace(
+    CPU,
+    nf=4,
+    front_blocks=1,
+    back_blocks=1,
+    code_dim=8,
+    extractor_blocks=1,
+    depth=1,
+    feature_downsamples=1,
+    degrade=DegradeConfig(crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0),
+                          spatially_varying=0.5, grid=(2, 2), noise_sigma=(0.0, 0.0)),
+    held_out=2,
+    eval_batch_size=2,
+    eval_batches=1,
+    naive_kernel_size=5,
+    train=TrainSettings(steps=4, batch_size=2, eval_every=2, checkpoint_every=2, log_every=1),
+)
+
+PRESETS = {"paper": PAPER, "cpu": CPU, "tiny": TINY}
