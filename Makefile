@@ -9,17 +9,18 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 
 # Re-installs only when pyproject.toml changes, so a second `make setup` is instant.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# Two workers (pytest-xdist), a test file per worker so module fixtures share their compiled programs.
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/jaxdeblur demo --out demo_output
+	$(BIN)/jaxdeblur demo --out demo_output --overwrite
 
 bench: setup
 	$(BIN)/python experiments/bench_blur.py

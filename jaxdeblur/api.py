@@ -1,8 +1,31 @@
-"""The public entry points: `deblur` one image, `deblur_batch` many at once."""
+"""The public entry points: `deblur` one image, `deblur_batch` many at once.
+
+What a run does, in order:
+
+1. `plan_batch` checks every argument (one clear error each), picks the
+   preset ("auto": the paper's on an accelerator, the fast one on a CPU),
+   compresses the schedule to `iterations`, splits colour (the generator
+   fits the luma of a colour image, or all three channels with color="rgb"),
+   cuts the kernel-estimation window (`region`), and stamps each group of
+   runs with what identifies it (hashes of the input pixels, kernel size,
+   method, preset, full config, seeds, colour mode, package version).
+2. `run_plan` runs each group (same image and kernel size) as one batched,
+   compiled DIP job; with checkpoints, a group keeps them in
+   <checkpoint_dir>/<stamp id>/, so runs for other inputs or settings never
+   share, hide or resume one another's state.
+3. The finishing step (on by default): the whole input, every colour
+   channel, deconvolved non-blind with the estimated kernel
+   (`jaxdeblur.deconv.hyper_laplacian`). The result carries both images.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import numbers
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -11,21 +34,41 @@ import jax
 import numpy as np
 
 from jaxdeblur.color import rgb_to_ycbcr, ycbcr_to_rgb
-from jaxdeblur.engine.runner import EngineOptions
-from jaxdeblur.methods import get_method, resolve
+from jaxdeblur.config import compress_schedule, override
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.engine.checkpoint import find_runs, newest_step, write_run_record
+from jaxdeblur.engine.runner import EngineOptions, notify
+from jaxdeblur.methods import get_method
+from jaxdeblur.regions import resolve_region
 
 COLOR_MODES = ("y", "rgb")
+AUTO_PRESET = "auto"
+FINISH_LAM = 2e3  # hyper-Laplacian data weight of the finishing step (Krishnan & Fergus's value for ~1% noise)
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("jaxdeblur")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 @dataclasses.dataclass
 class DeblurResult:
     """The outcome of one blind deblurring run.
 
-    image: (H, W) or (H, W, 3) float32 in [0, 1], the input's shape.
+    image: the generator's image, float32 in [0, 1], the input's shape ((H, W)
+      or (H, W, 3)); with a `region`, the window's shape (h, w[, 3]).
+    deconvolved: the finishing step, the whole input deconvolved non-blind with
+      `kernel` (every colour channel), the input's shape; None when finish=False.
     kernel: (kh, kw) float32, non-negative, sum 1, blur (true convolution) convention.
     history: {loss term: (iterations,)} per-iteration values ("loss" is their sum).
-    latent: the generator's full output (H+kh-1, W+kw-1, C) (C = 1 in "y" colour mode).
+    latent: the generator's full output (h+kh-1, w+kw-1, C) (C = 1 for the luma).
     extras: method-specific outputs (e.g. the kernel variance of the uncertainty method).
+    color: which channels the generator fitted ("deblurred"), which were taken
+      from the input ("kept_from_input"), and a note when asked for colour on grey.
+    region: (x, y, w, h) of the kernel-estimation window, or None (the whole image).
+    stamp: what identifies the run; checkpoint_dir: where its checkpoints are (or None).
     """
 
     image: np.ndarray
@@ -39,112 +82,345 @@ class DeblurResult:
     seed: int
     timings: dict
     device: str
+    deconvolved: np.ndarray | None = None
+    color: dict = dataclasses.field(default_factory=dict)
+    region: tuple[int, int, int, int] | None = None
+    stamp: dict = dataclasses.field(default_factory=dict)
+    checkpoint_dir: str | None = None
 
 
-def _kernel_size(size) -> tuple[int, int]:
-    kh, kw = (size, size) if np.isscalar(size) else tuple(size)
-    if int(kh) != kh or int(kw) != kw or kh < 1 or kw < 1:
-        raise ValueError(f"kernel size must be a positive int or (kh, kw), got {size!r}")
-    return int(kh), int(kw)
+@dataclasses.dataclass(frozen=True)
+class GroupPlan:
+    """Images of one batched job: same fitted shape (h, w, C) and kernel size; `stamp_id` names its folder."""
+
+    members: tuple[int, ...]
+    shape: tuple[int, int, int]
+    kernel_size: tuple[int, int]
+    stamp: dict
+    stamp_id: str
 
 
-def _as_image(x, index: int) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    """Everything a batch will run, checked, before anything runs (see `plan_batch`)."""
+
+    method: str
+    preset: str
+    preset_reason: str
+    config: Any
+    color: str
+    finish: bool
+    images: tuple[np.ndarray, ...]
+    fitted: tuple[np.ndarray, ...]
+    chroma: tuple[np.ndarray | None, ...]
+    colors: tuple[dict, ...]
+    regions: tuple[tuple[int, int, int, int] | None, ...]
+    seeds: tuple[int, ...]
+    labels: tuple[str, ...]
+    groups: tuple[GroupPlan, ...]
+
+    def checkpoint_dir(self, root: str | Path, group: GroupPlan) -> Path:
+        """The folder of one group's checkpoints under `root`."""
+        return Path(root).absolute() / group.stamp_id
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _size_entry(entry, what: str) -> tuple[int, int]:
+    """An int (square) or a (kh, kw) pair of positive ints."""
+    if _is_int(entry):
+        pair = (int(entry), int(entry))
+    elif isinstance(entry, (tuple, list)) and len(entry) == 2 and all(_is_int(v) for v in entry):
+        pair = (int(entry[0]), int(entry[1]))
+    else:
+        raise ValueError(f"{what} must be a positive int or a (kh, kw) pair of ints, got {entry!r}")
+    if min(pair) < 1:
+        raise ValueError(f"{what} must be positive, got {entry!r}")
+    return pair
+
+
+def _kernel_sizes(kernel_sizes, kernel_shape, n: int) -> list[tuple[int, int]]:
+    """One (kh, kw) per image from an int, one entry per image, or kernel_shape=(kh, kw)."""
+    if kernel_shape is not None:
+        if kernel_sizes is not None:
+            raise ValueError("give either kernel_sizes or kernel_shape=(kh, kw), not both")
+        return [_size_entry(tuple(kernel_shape), "kernel_shape")] * n
+    if kernel_sizes is None:
+        raise ValueError("kernel_sizes is required: an int (square, every image), one entry per image, "
+                         "or kernel_shape=(kh, kw) for one rectangular kernel")
+    if _is_int(kernel_sizes):
+        return [_size_entry(kernel_sizes, "kernel size")] * n
+    if not isinstance(kernel_sizes, (list, tuple, np.ndarray)):
+        raise ValueError(f"kernel_sizes must be an int or a sequence with one entry per image, got {kernel_sizes!r}")
+    entries = list(kernel_sizes)
+    if len(entries) != n:
+        raise ValueError(f"kernel_sizes has {len(entries)} entries for {n} image(s): give one int for every "
+                         "image, one entry per image, or kernel_shape=(kh, kw) for one rectangular kernel")
+    return [_size_entry(e.tolist() if isinstance(e, np.ndarray) else e, f"kernel size {i}")
+            for i, e in enumerate(entries)]
+
+
+def _as_image(x, label: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (1, 3)):
-        raise ValueError(f"image {index}: expected (H, W), (H, W, 1) or (H, W, 3), got shape {x.shape}")
+        raise ValueError(f"{label}: expected (H, W), (H, W, 1) or (H, W, 3), got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{label} is empty (shape {x.shape}): nothing to deblur")
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"image {index}: expected float values in [0, 1], got dtype {x.dtype} "
+        raise TypeError(f"{label}: expected float values in [0, 1], got dtype {x.dtype} "
                         "(use jaxdeblur.io.load_image to read files)")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"image {index} contains NaN or infinite values")
+        raise ValueError(f"{label} contains NaN or infinite values")
     if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"image {index}: values must lie in [0, 1], got [{x.min():.3g}, {x.max():.3g}]")
+        raise ValueError(f"{label}: values must lie in [0, 1], got [{x.min():.3g}, {x.max():.3g}]")
     return x.astype(np.float32)
 
 
-def _split_color(x: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """(channels the generator fits (H, W, C), chroma kept aside or None)."""
-    if x.ndim == 2:
-        return x[..., None], None
-    if x.shape[2] == 1 or color == "rgb":
-        return x, None
+def _split_color(x: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """(channels the generator fits (H, W, C), chroma kept aside or None, the colour record)."""
+    if x.ndim == 2 or x.shape[2] == 1:
+        note = ("grey input: color='rgb' runs one channel and the result is grey" if color == "rgb" else None)
+        return x.reshape(*x.shape[:2], 1), None, {"input": "gray", "mode": color, "deblurred": ["gray"],
+                                                   "kept_from_input": [], "note": note}
+    if color == "rgb":
+        return x, None, {"input": "rgb", "mode": color, "deblurred": ["R", "G", "B"], "kept_from_input": [],
+                         "note": None}
     ycc = np.asarray(rgb_to_ycbcr(x))
-    return ycc[..., :1], ycc[..., 1:]
+    return ycc[..., :1], ycc[..., 1:], {"input": "rgb", "mode": color, "deblurred": ["Y"],
+                                        "kept_from_input": ["Cb", "Cr"], "note": None}
 
 
 def _merge_color(fitted: np.ndarray, chroma: np.ndarray | None, like: np.ndarray) -> np.ndarray:
+    """The fitted channels back in the input's layout: luma + the input's chroma -> RGB, grey -> grey."""
     if chroma is not None:
         return np.clip(np.asarray(ycbcr_to_rgb(np.concatenate([fitted, chroma], axis=-1))), 0, 1)
-    return fitted[..., 0] if like.ndim == 2 else fitted
+    return fitted.reshape(like.shape)
 
 
-def _group_options(options: EngineOptions, shape, size, groups: int) -> EngineOptions:
-    """Each group of a batch keeps its checkpoints in a folder of its own (<dir>/<H>x<W>x<C>_k<kh>x<kw>)."""
-    if options.checkpoint_dir is None or groups == 1:
-        return options
-    name = "x".join(map(str, shape)) + "_k" + "x".join(map(str, size))
-    return dataclasses.replace(options, checkpoint_dir=str(Path(options.checkpoint_dir) / name))
+def finishing_step(blurred: np.ndarray, kernel: np.ndarray, *, lam: float = FINISH_LAM) -> np.ndarray:
+    """The finishing step: `blurred` ((H, W) or (H, W, C)) deconvolved non-blind with `kernel`, channel by channel.
+
+    Hyper-Laplacian deconvolution (`jaxdeblur.deconv.hyper_laplacian`, edge
+    tapered); one channel at a time keeps the peak memory of a large photo low.
+    """
+    x = np.asarray(blurred, np.float32)
+    if x.ndim == 2:
+        return np.asarray(hyper_laplacian(x, kernel, lam=lam))
+    return np.stack([np.asarray(hyper_laplacian(x[..., c], kernel, lam=lam)) for c in range(x.shape[2])], axis=-1)
 
 
-def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = "paper", iterations: int | None = None,
-           seed: int = 0, config: Any = None, color: str = "y", options: EngineOptions | None = None) -> DeblurResult:
+def _resolve_preset(presets: Mapping[str, Any], preset: str, platform: str) -> tuple[str, str]:
+    if preset == AUTO_PRESET:
+        name = "fast" if platform == "cpu" else "paper"
+        if name not in presets:
+            raise ValueError(f"preset 'auto' picks {name!r} on {platform}, which this method does not have; "
+                             f"choose one of {sorted(presets)}")
+        return name, f"chosen automatically for {platform}"
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(presets) + [AUTO_PRESET]}")
+    return preset, "as asked"
+
+
+def _config(presets, preset: str, iterations: int | None, config) -> Any:
+    """The preset, its schedule compressed to `iterations`, then `config` (overrides or a full config)."""
+    base = presets[preset]
+    if config is not None and not isinstance(config, (Mapping, type(base))):
+        raise TypeError(f"config must be a {type(base).__name__} or a dict of overrides, got {type(config).__name__}")
+    if isinstance(config, type(base)):
+        base = config
+    if iterations is not None:
+        if not _is_int(iterations) or iterations < 1:
+            raise ValueError(f"iterations must be a positive integer, got {iterations!r} (for the raw config "
+                             "field, pass config={'iterations': N})")
+        base = compress_schedule(base, int(iterations))
+    return override(base, config) if isinstance(config, Mapping) else base
+
+
+def _pixels_sha256(x: np.ndarray) -> str:
+    x = np.ascontiguousarray(x, np.float32)
+    return hashlib.sha256(f"{x.shape}".encode() + x.tobytes()).hexdigest()
+
+
+def _platform(options: EngineOptions | None) -> str:
+    if options is not None and options.devices:
+        return list(options.devices)[0].platform
+    return jax.default_backend()
+
+
+def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeblur", *,
+               kernel_shape: tuple[int, int] | None = None, preset: str = AUTO_PRESET, iterations: int | None = None,
+               seeds: Sequence[int] | None = None, config: Any = None, color: str = "y", finish: bool = True,
+               region=None, labels: Sequence[str] | None = None, platform: str | None = None) -> BatchPlan:
+    """Checks every argument of `deblur_batch` and plans the jobs, running nothing.
+
+    Raises ValueError / TypeError naming the argument (and the image index)
+    for every bad input: see `deblur_batch`.
+    """
+    if color not in COLOR_MODES:
+        raise ValueError(f"color must be one of {COLOR_MODES}, got {color!r}")
+    blurred_list = list(blurred_list)
+    n = len(blurred_list)
+    if n == 0:
+        raise ValueError("empty batch: no images to deblur")
+    labels = [f"image {i}" for i in range(n)] if labels is None else [str(s) for s in labels]
+    seeds = list(range(n)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != n or len(labels) != n:
+        raise ValueError(f"got {n} images, {len(seeds)} seeds and {len(labels)} labels; they must match")
+    images = [_as_image(x, label) for x, label in zip(blurred_list, labels)]
+    sizes = _kernel_sizes(kernel_sizes, kernel_shape, n)
+    if region is not None and not finish:
+        raise ValueError("a region (region= / --region) estimates the kernel on a window and the finishing step "
+                         "restores the whole image, so it needs finish=True (not --no-finish)")
+    algorithm = get_method(method)
+    preset_name, reason = _resolve_preset(algorithm.presets, preset, platform or jax.default_backend())
+    cfg = _config(algorithm.presets, preset_name, iterations, config)
+
+    fitted, chroma, colors, regions = [], [], [], []
+    for x, size, label in zip(images, sizes, labels):
+        if size[0] > x.shape[0] or size[1] > x.shape[1]:
+            raise ValueError(f"{label}: kernel size {size} is larger than the image {x.shape[:2]}")
+        box = None if region is None else resolve_region(x, region, kernel_size=size)
+        fit, kept, record = _split_color(x if box is None else _crop(x, box), color)
+        fitted.append(fit)
+        chroma.append(kept)
+        colors.append(record)
+        regions.append(box)
+
+    members: Mapping[tuple, list[int]] = defaultdict(list)
+    for i, (fit, size) in enumerate(zip(fitted, sizes)):
+        members[(fit.shape, size)].append(i)
+    version = package_version()
+    config_record = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    groups = []
+    for (shape, size), idx in members.items():
+        stamp = {"method": method, "preset": preset_name, "config": config_record, "kernel_size": list(size),
+                 "color": color, "seeds": [seeds[i] for i in idx],
+                 "inputs_sha256": [_pixels_sha256(images[i]) for i in idx],
+                 "regions": [None if regions[i] is None else list(regions[i]) for i in idx],
+                 "version": version}
+        stamp_id = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
+        groups.append(GroupPlan(tuple(idx), tuple(shape), tuple(size), stamp, stamp_id))
+    return BatchPlan(method=method, preset=preset_name, preset_reason=reason, config=cfg, color=color,
+                     finish=bool(finish), images=tuple(images), fitted=tuple(fitted), chroma=tuple(chroma),
+                     colors=tuple(colors), regions=tuple(regions), seeds=tuple(seeds), labels=tuple(labels),
+                     groups=tuple(groups))
+
+
+def _group_options(plan: BatchPlan, group: GroupPlan, options: EngineOptions) -> EngineOptions:
+    """The group's own checkpoint folder (<root>/<stamp id>) and run record; says what --resume finds."""
+    labels = [plan.labels[i] for i in group.members]
+    changes: dict[str, Any] = {"run_info": {"stamp_id": group.stamp_id, "labels": labels}}
+    if options.checkpoint_dir is not None:
+        root = Path(options.checkpoint_dir)
+        folder = plan.checkpoint_dir(root, group)
+        if options.resume:
+            _say_what_resume_finds(options, root, folder, labels)
+        write_run_record(folder, {"stamp": group.stamp, "stamp_id": group.stamp_id, "labels": labels})
+        changes["checkpoint_dir"] = str(folder)
+    return dataclasses.replace(options, **changes)
+
+
+def _say_what_resume_finds(options: EngineOptions, root: Path, folder: Path, labels: list[str]) -> None:
+    step = newest_step(folder) if folder.is_dir() else None
+    if step is not None:
+        notify(options, f"resuming {', '.join(labels)} from iteration {step} ({folder})")
+        return
+    others = [r for r in find_runs(root) if r.directory != folder and r.newest_step is not None]
+    found = ("; found only checkpoints of other runs (another input or setting), not used: "
+             + "; ".join(r.describe() for r in others[:3])) if others else ""
+    notify(options, f"no checkpoint of this run of {', '.join(labels)} in {root}{found}; "
+                    f"starting from the beginning in {folder}")
+
+
+def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[DeblurResult]:
+    """Runs a checked plan (from `plan_batch`): one batched job per group, then the finishing step."""
+    options = options or EngineOptions()
+    algorithm = get_method(plan.method)
+    if plan.preset_reason != "as asked":
+        notify(options, f"preset: {plan.preset} ({plan.preset_reason}; {plan.config.iterations} iterations)")
+    results: list[DeblurResult | None] = [None] * len(plan.images)
+    for group in plan.groups:
+        opts = _group_options(plan, group, options)
+        ys = np.stack([plan.fitted[i] for i in group.members])
+        keys = jax.numpy.stack([jax.random.key(plan.seeds[i]) for i in group.members])
+        out = algorithm.run(plan.config, ys, group.kernel_size, keys, opts)
+        oy, ox = (group.kernel_size[0] - 1) // 2, (group.kernel_size[1] - 1) // 2
+        h, w = group.shape[:2]
+        for j, i in enumerate(group.members):
+            window = plan.images[i] if plan.regions[i] is None else _crop(plan.images[i], plan.regions[i])
+            image = _merge_color(out.latents[j][oy:oy + h, ox:ox + w], plan.chroma[i], window)
+            timings = dict(out.timings)
+            deconvolved = None
+            if plan.finish:
+                t0 = time.perf_counter()
+                deconvolved = finishing_step(plan.images[i], out.kernels[j])
+                timings["finish_s"] = time.perf_counter() - t0
+            results[i] = DeblurResult(
+                image=image, kernel=out.kernels[j], history={k: v[j] for k, v in out.history.items()},
+                latent=out.latents[j], extras={k: v[j] for k, v in out.extras.items()}, method=plan.method,
+                preset=plan.preset, config=plan.config, seed=plan.seeds[i], timings=timings, device=out.device,
+                deconvolved=deconvolved, color=plan.colors[i], region=plan.regions[i], stamp=group.stamp,
+                checkpoint_dir=opts.checkpoint_dir)
+    return results
+
+
+def _crop(x: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    col, row, w, h = box
+    return x[row:row + h, col:col + w]
+
+
+def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = AUTO_PRESET,
+           iterations: int | None = None, seed: int = 0, config: Any = None, color: str = "y", finish: bool = True,
+           region=None, options: EngineOptions | None = None) -> DeblurResult:
     """Blind deblurring of one image.
 
     blurred: (H, W) or (H, W, 3) float in [0, 1]. kernel_size: int or (kh, kw),
     the support to estimate (at least the true blur's). method: a name of
-    `jaxdeblur.methods.METHODS`; preset "paper" | "fast" | "tiny"; iterations
-    overrides the preset's; config: a config object or a dict of overrides.
-    color: "y" deblurs the luma and keeps the chroma (SelfDeblur's way), "rgb"
-    fits a 3-channel image with one kernel. The same seed gives the same result.
+    `jaxdeblur.methods.METHODS`. preset: "auto" (the paper's on an
+    accelerator, "fast" on a CPU), "paper", "fast" or "tiny". iterations:
+    run length, the preset's schedule compressed to keep its proportions
+    (`jaxdeblur.config.compress_schedule`). config: a config object or a
+    dict of raw field overrides (applied after the compression).
+    color: "y" fits the luma and recombines it with the input's chroma
+    (colour in, colour out); "rgb" fits three channels with one kernel (a
+    grey input runs one channel and stays grey). finish: also deconvolve
+    the whole input non-blind with the estimated kernel (`result.deconvolved`).
+    region: estimate the kernel on a window only, (x, y, w, h) or a selector
+    name ("auto": the most textured 256-pixel window; see `jaxdeblur.regions`),
+    for photos too large for the generators; needs finish. The same seed
+    gives the same result.
     """
     return deblur_batch([blurred], [kernel_size], method, preset=preset, iterations=iterations, seeds=[seed],
-                        config=config, color=color, options=options)[0]
+                        config=config, color=color, finish=finish, region=region, options=options)[0]
 
 
-def deblur_batch(blurred_list: Sequence, kernel_sizes, method: str = "selfdeblur", *, preset: str = "paper",
+def deblur_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeblur", *,
+                 kernel_shape: tuple[int, int] | None = None, preset: str = AUTO_PRESET,
                  iterations: int | None = None, seeds: Sequence[int] | None = None, config: Any = None,
-                 color: str = "y", options: EngineOptions | None = None) -> list[DeblurResult]:
+                 color: str = "y", finish: bool = True, region=None, labels: Sequence[str] | None = None,
+                 options: EngineOptions | None = None) -> list[DeblurResult]:
     """Blind deblurring of many images in batched, compiled runs.
 
-    Result i equals `deblur(blurred_list[i], kernel_sizes[i], seed=seeds[i], ...)`.
-    kernel_sizes: one size for all or one per image. seeds default to 0..N-1.
-    Images are grouped by (image shape, kernel size): each group is one batch
-    of runs (the generators' shapes depend on both), spread over all devices.
+    Result i equals `deblur(blurred_list[i], size_i, seed=seeds[i], ...)`.
+    kernel_sizes: an int (square, every image) or a sequence with one entry
+    per image (an int or a (kh, kw) pair each); kernel_shape=(kh, kw): one
+    rectangular kernel for every image. seeds default to 0..N-1; labels
+    (input names) appear in messages and checkpoint records. Other arguments
+    as `deblur` (region: one box or selector for every image). Images are
+    grouped by (image shape, kernel size): each group is one batch of runs
+    (the generators' shapes depend on both), spread over all devices.
+
+    Raises ValueError (TypeError for a wrong type) before anything runs for:
+    an empty batch or image, an image that is not (H, W[, 1 or 3]) float in
+    [0, 1] or holds NaN/inf, a kernel larger than its image, kernel sizes
+    that are neither an int nor one entry per image, an unknown method,
+    preset or config field, a config value of the wrong type, iterations < 1,
+    a region outside the image.
     """
-    if color not in COLOR_MODES:
-        raise ValueError(f"color must be one of {COLOR_MODES}, got {color!r}")
-    images = [_as_image(x, i) for i, x in enumerate(blurred_list)]
-    if not images:
-        raise ValueError("empty batch: no images to deblur")
-    n = len(images)
-    sizes = [_kernel_size(kernel_sizes)] * n if np.isscalar(kernel_sizes) else [_kernel_size(s) for s in kernel_sizes]
-    seeds = list(range(n)) if seeds is None else [int(s) for s in seeds]
-    if len(sizes) != n or len(seeds) != n:
-        raise ValueError(f"got {n} images, {len(sizes)} kernel sizes and {len(seeds)} seeds; they must match")
-    algorithm = get_method(method)
-    cfg = resolve(algorithm.presets, preset, config)
-    if iterations is not None:
-        cfg = dataclasses.replace(cfg, iterations=int(iterations))
     options = options or EngineOptions()
-
-    parts = [_split_color(x, color) for x in images]
-    groups: Mapping[tuple, list[int]] = defaultdict(list)
-    for i, ((fit, _), size) in enumerate(zip(parts, sizes)):
-        if size[0] > fit.shape[0] or size[1] > fit.shape[1]:
-            raise ValueError(f"image {i}: kernel size {size} is larger than the image {fit.shape[:2]}")
-        groups[(fit.shape, size)].append(i)
-
-    results: list[DeblurResult | None] = [None] * n
-    for (shape, size), members in groups.items():
-        ys = np.stack([parts[i][0] for i in members])
-        keys = jax.numpy.stack([jax.random.key(seeds[i]) for i in members])
-        out = algorithm.run(cfg, ys, size, keys, _group_options(options, shape, size, len(groups)))
-        oy, ox = (size[0] - 1) // 2, (size[1] - 1) // 2
-        for j, i in enumerate(members):
-            fitted = out.latents[j][oy:oy + shape[0], ox:ox + shape[1]]
-            results[i] = DeblurResult(
-                image=_merge_color(fitted, parts[i][1], images[i]), kernel=out.kernels[j],
-                history={k: v[j] for k, v in out.history.items()}, latent=out.latents[j],
-                extras={k: v[j] for k, v in out.extras.items()}, method=method, preset=preset, config=cfg,
-                seed=seeds[i], timings=out.timings, device=out.device)
-    return results
+    plan = plan_batch(blurred_list, kernel_sizes, method, kernel_shape=kernel_shape, preset=preset,
+                      iterations=iterations, seeds=seeds, config=config, color=color, finish=finish, region=region,
+                      labels=labels, platform=_platform(options))
+    return run_plan(plan, options)

@@ -1,66 +1,213 @@
-"""The `jaxdeblur` command: `jaxdeblur deblur ...`, `jaxdeblur demo`."""
+"""The `jaxdeblur` command: `jaxdeblur deblur ...`, `jaxdeblur demo`, ...
+
+Every command registered on `app` (with `app.command()`) reports a bad input
+as ONE line, `error: <message>`, and exits with status 2; `--debug` shows the
+traceback instead. Ctrl-C stops with one line saying where `--resume`
+continues from (status 130). Usage errors (a missing option, a value of the
+wrong type) are one line too.
+"""
 
 from __future__ import annotations
 
-import json
-import time
+import functools
+import inspect
+import shutil
+import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional, get_type_hints
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Blind image deblurring with deep image priors (JAX).")
+try:  # typer >= 0.20 vendors click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer on click
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+# What a person can fix: bad files, values, names, folders, too little memory.
+USER_ERRORS = (ValueError, TypeError, OSError, MemoryError)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def one_line_errors(command: Callable) -> Callable:
+    """Wraps a command: errors become `error: <message>` (exit 2; 1 for internal errors), --debug re-raises.
+
+    Adds a `--debug` option to the command (unless it has a `debug` parameter).
+    """
+    signature = inspect.signature(command, eval_str=True)
+    has_debug = "debug" in signature.parameters
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = kwargs["debug"] if has_debug else kwargs.pop("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt as error:
+            if debug:
+                raise
+            typer.echo(str(error) or "interrupted", err=True)  # a RunInterrupted says where --resume continues
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except USER_ERRORS as error:
+            if debug:
+                raise
+            typer.echo(f"error: {_one_line(error)}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except Exception as error:  # noqa: BLE001 - one line for anything else too
+            if debug:
+                raise
+            typer.echo(f"error: {type(error).__name__}: {_one_line(error)} (run again with --debug for the "
+                       "traceback)", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
+
+    if not has_debug:
+        debug = inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                  default=typer.Option(False, "--debug", help="Show the traceback of an error."))
+        params = list(signature.parameters.values())
+        wrapper.__signature__ = signature.replace(parameters=params + [debug])
+        wrapper.__annotations__ = {**get_type_hints(command), "debug": bool}
+    return wrapper
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Click's usage errors (missing option, wrong type) as one line, exit 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            typer.echo(f"error: {_one_line(error.format_message())}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+class CommandApp(typer.Typer):
+    """A Typer app whose every command gets `one_line_errors` (and so a --debug option)."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda fn: register(one_line_errors(fn))
+
+
+app = CommandApp(cls=_OneLineUsageErrors, add_completion=False, no_args_is_help=True,
+                 pretty_exceptions_enable=False, help="Blind image deblurring with deep image priors (JAX).")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
 
 
 @app.command()
 def deblur(
     inputs: List[Path] = typer.Argument(..., help="Blurred image files (several make one batched run)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
     kernel_size: int = typer.Option(..., "-k", "--kernel-size", help="Kernel support to estimate (pixels)."),
     method: str = typer.Option("selfdeblur", help="DIP method: selfdeblur, kotera, uncertainty."),
-    preset: str = typer.Option("paper", help="paper | fast | tiny."),
-    iterations: Optional[int] = typer.Option(None, help="Override the preset's iteration count."),
+    preset: str = typer.Option("auto", help="auto (paper on a GPU/TPU, fast on a CPU) | paper | fast | tiny."),
+    iterations: Optional[int] = typer.Option(None, help="Run length, the preset's schedule compressed to keep its "
+                                                        "proportions (the raw field: --set iterations=N)."),
     seed: int = typer.Option(0, help="Seed of the first input (the next inputs get seed+1, ...)."),
-    color: str = typer.Option("y", help="y: deblur luma, keep chroma; rgb: 3-channel generator."),
-    resume: bool = typer.Option(False, help="Continue from the checkpoints in OUT/checkpoints."),
-    checkpoint_every: int = typer.Option(500, help="Iterations between checkpoints."),
+    color: str = typer.Option("y", help="y: deblur the luma, keep the input's chroma (colour in, colour out); "
+                                        "rgb: 3-channel generator (a grey input stays grey)."),
+    finish: bool = typer.Option(True, "--finish/--no-finish", help="Also deconvolve the input non-blind with the "
+                                                                   "estimated kernel (written as *_deconvolved.png)."),
+    region: Optional[str] = typer.Option(None, help="Estimate the kernel on a window only, then deconvolve the whole "
+                                                    "image: x,y,w,h in pixels, or auto (the most textured "
+                                                    "256-pixel window). For large photos."),
+    resume: bool = typer.Option(False, help="Continue this run from its checkpoints in OUT/checkpoints."),
+    overwrite: bool = typer.Option(False, help="Replace existing results (and this run's checkpoints) in OUT."),
+    checkpoint_every: int = typer.Option(500, help="Iterations between checkpoints (honoured exactly)."),
     set_: List[str] = typer.Option([], "--set", help="Config override NAME=VALUE (repeatable)."),
 ):
-    """Deblur INPUT images blindly; writes restored image, kernel, figure and JSON per input."""
-    from jaxdeblur.api import deblur_batch
+    """Deblur INPUT images blindly; writes the restored image, kernel, figure and JSON per input."""
+    from jaxdeblur import outputs
+    from jaxdeblur.api import package_version, plan_batch, run_plan
     from jaxdeblur.config import parse_overrides
-    from jaxdeblur.outputs import write_outputs
+    from jaxdeblur.engine.checkpoint import newest_step
     from jaxdeblur.engine.runner import EngineOptions
     from jaxdeblur.io import load_image
+    from jaxdeblur.regions import parse_region
 
-    images = [load_image(p, mode="rgb" if color == "rgb" else "gray") for p in inputs]
-    options = EngineOptions(checkpoint_dir=str((out / "checkpoints").absolute()), checkpoint_every=checkpoint_every,
-                            resume=resume)
-    t0 = time.perf_counter()
-    results = deblur_batch(images, kernel_size, method, preset=preset, iterations=iterations,
-                           seeds=[seed + i for i in range(len(images))], config=parse_overrides(set_) or None,
-                           color=color, options=options)
-    wall = time.perf_counter() - t0
-    for path, image, result in zip(inputs, images, results):
-        written = write_outputs(out, path.stem, image, result, extra={"wall_s": wall})
-        typer.echo(f"{path}: restored -> {written['restored']} (figure {written['figure']})")
+    outputs.check_out_dir(out)
+    if iterations is not None and iterations < 1:
+        raise ValueError(f"--iterations must be at least 1, got {iterations}")
+    if checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be a positive number of iterations (e.g. 100, 500), "
+                         f"got {checkpoint_every}")
+    box = None if region is None else parse_region(region)
+    images = [load_image(p, mode="auto") for p in inputs]
+    plan = plan_batch(images, kernel_size, method, preset=preset, iterations=iterations,
+                      seeds=[seed + i for i in range(len(images))], config=parse_overrides(set_) or None,
+                      color=color, finish=finish, region=box, labels=[str(p) for p in inputs])
+    files = outputs.plan_outputs(inputs, out, files=outputs.deblur_files(finish=finish, region=box is not None))
+    outputs.check_writable(files, overwrite=overwrite)
+    root = (out / "checkpoints").absolute()
+    for group in plan.groups:
+        folder = plan.checkpoint_dir(root, group)
+        step = newest_step(folder) if folder.is_dir() else None
+        if step is not None and not resume:
+            if not overwrite:
+                raise FileExistsError(f"{folder} holds checkpoints of this same run (iteration {step}): pass "
+                                      "--resume to continue it, or --overwrite to start again")
+            _say(f"--overwrite: removing the checkpoints of the earlier run in {folder}")
+            shutil.rmtree(folder)
+    for plan_i in files:
+        if plan_i.renamed:
+            _say(f"{plan_i.source} -> {out / plan_i.stem}_* (another input has the same name)")
+    for path, record in zip(inputs, plan.colors):
+        if record["note"]:
+            _say(f"{path}: {record['note']}")
+
+    options = EngineOptions(checkpoint_dir=str(root), checkpoint_every=checkpoint_every, resume=resume, log=_say)
+    results = run_plan(plan, options)
+    for file_plan, image, result in zip(files, images, results):
+        written = outputs.write_deblur_outputs(file_plan, image, result, extra={"version": package_version()})
+        typer.echo(f"{file_plan.source}:")
+        for kind, path in written.items():
+            typer.echo(f"  {path}: {outputs.WHAT_EACH_FILE_IS[kind]}")
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo_output"), "-o", "--out", help="Output directory."),
-    preset: str = typer.Option("fast", help="paper | fast | tiny."),
-    iterations: Optional[int] = typer.Option(None, help="Override the preset's iteration count."),
+    out: Path = typer.Option(Path("demo_output"), "-o", "--out", help="Output folder."),
+    preset: str = typer.Option("fast", help="auto | paper | fast | tiny."),
+    iterations: Optional[int] = typer.Option(None, help="Run length (the preset's schedule compressed)."),
     seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(False, help="Replace the files of an earlier demo in OUT."),
 ):
     """Deblur a photo shipped with scikit-image, blurred by a fixed motion kernel; prints the ISNR."""
+    import json
+
     from jaxdeblur.demo import run_demo
 
-    report = run_demo(out, preset=preset, iterations=iterations, seed=seed)
+    if iterations is not None and iterations < 1:
+        raise ValueError(f"--iterations must be at least 1, got {iterations}")
+    report = run_demo(out, preset=preset, iterations=iterations, seed=seed, overwrite=overwrite)
     typer.echo(json.dumps(report, indent=1))
-    typer.echo(f"ISNR {report['isnr_db']:+.2f} dB; figure: {report['paths']['figure']}")
+    typer.echo(f"ISNR {report['isnr_db']:+.2f} dB (generator), {report['isnr_deconvolved_db']:+.2f} dB "
+               f"(deconvolved with the estimated kernel); figure: {report['paths']['figure']}")
 
+
+from jaxdeblur.restoration import restore_command  # noqa: E402
+from jaxdeblur.train.command import train_command  # noqa: E402
+
+app.command("train")(train_command)
+app.command("restore")(restore_command)
 
 if __name__ == "__main__":
     app()

@@ -21,26 +21,82 @@ C = TypeVar("C")
 NEVER = 2**31 - 1  # an iteration no int32 step counter reaches: "never switch"
 
 
-def _coerce(value: Any, current: Any) -> Any:
-    """Casts an override to the field's current type (lists become tuples)."""
-    if isinstance(current, tuple) and isinstance(value, (list, tuple)):
-        return tuple(value)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _kind(current: Any) -> str:
+    """How a field's type reads in an error message ("an int", "a tuple of int", ...)."""
     if isinstance(current, bool):
-        if isinstance(value, str):
-            return value.lower() in ("1", "true", "yes", "on")
-        return bool(value)
-    if isinstance(current, int) and not isinstance(current, bool):
-        return int(value)
+        return "true or false"
+    if isinstance(current, tuple):
+        inner = sorted({_kind(v).split(" ", 1)[-1] for v in current}) if current else ["values"]
+        return f"a tuple of {' / '.join(inner)}"
+    names = {int: "an int", float: "a float (a number)", str: "a string"}
+    return names.get(type(current), f"a {type(current).__name__}")
+
+
+def _example(current: Any) -> str:
+    """The field's current value written as a valid override (JSON, tuples as lists)."""
+    try:
+        return json.dumps(current)
+    except TypeError:
+        return repr(current)
+
+
+def _coerce_scalar(value: Any, current: Any) -> Any:
+    """`value` as the type of `current`; raises TypeError/ValueError when it does not fit."""
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if isinstance(value, (str, int)) and text in _TRUE + _FALSE:
+            return text in _TRUE
+        raise ValueError(value)
+    if isinstance(current, int):
+        if isinstance(value, bool) or isinstance(value, (list, tuple, dict)) or value is None:
+            raise TypeError(value)
+        number = float(value)
+        if number != int(number):
+            raise ValueError(value)
+        return int(number)
     if isinstance(current, float):
+        if isinstance(value, bool) or isinstance(value, (list, tuple, dict)) or value is None:
+            raise TypeError(value)
         return float(value)
+    if isinstance(current, str):
+        if isinstance(value, (list, tuple, dict)) or value is None:
+            raise TypeError(value)
+        return str(value)
+    if dataclasses.is_dataclass(current) and not isinstance(value, type(current)):
+        raise TypeError(value)
     return value
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    """Casts an override to the field's current type (lists become tuples).
+
+    Raises ValueError naming the field, its type and an example of a valid value.
+    """
+    try:
+        if isinstance(current, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise TypeError(value)
+            if current and len({type(v) for v in current}) == 1:
+                return tuple(_coerce_scalar(v, current[0]) for v in value)
+            return tuple(value)
+        return _coerce_scalar(value, current)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"config field {name!r} must be {_kind(current)}, got {value!r}; "
+                         f"a valid value: {name}={_example(current)}") from None
 
 
 def override(config: C, overrides: Mapping[str, Any] | None) -> C:
     """Returns `config` with fields replaced by `overrides` (unknown names raise).
 
     Values are coerced to the field's type, so CLI strings ("0.01") and lists
-    work. Raises ValueError naming the unknown fields and the valid ones.
+    work. Raises ValueError naming the unknown fields and the valid ones, or
+    naming a field whose value does not fit its type (with the type and an
+    example of a valid value, e.g. ``lr_milestones=[2000, 3000, 4000]``).
     """
     if not overrides:
         return config
@@ -48,11 +104,12 @@ def override(config: C, overrides: Mapping[str, Any] | None) -> C:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown config field(s) {unknown} for {type(config).__name__}; valid: {sorted(names)}")
-    changes = {k: _coerce(v, getattr(config, k)) for k, v in overrides.items()}
+    changes = {k: _coerce(k, v, getattr(config, k)) for k, v in overrides.items()}
     return dataclasses.replace(config, **changes)
 
 
-SCHEDULE_FIELDS = ("lr_milestones", "ssim_from", "tv_from", "kernel_l2_until", "coarse_iterations")
+SCHEDULE_FIELDS = ("lr_milestones", "ssim_from", "tv_from", "kernel_l2_until", "coarse_iterations",
+                   "warmup_iterations", "second_phase_from")
 
 
 def compress_schedule(config: C, iterations: int) -> C:

@@ -1,7 +1,8 @@
 """Reading and writing images and kernels (NumPy in, NumPy out).
 
 `load_image` returns float32 in [0, 1]: (H, W) for mode "gray", (H, W, 3) for
-mode "rgb". It reads everything PIL reads, with these rules:
+mode "rgb", and the file's own kind for mode "auto" ((H, W) for grey files,
+(H, W, 3) for colour ones). It reads everything PIL reads, with these rules:
 
 * 8-bit data is divided by 255, 16-bit grayscale PNGs (PIL modes "I;16*", or
   "I" from older PIL versions) by 65535, so no precision is lost; 1-bit images
@@ -17,6 +18,10 @@ mode "rgb". It reads everything PIL reads, with these rules:
   0.299 R + 0.587 G + 0.114 B (`jaxdeblur.color.rgb_to_gray`, the weights of
   PIL's "L" conversion), computed in float from the full-precision channels;
   RGB from gray repeats the channel.
+
+A file that cannot be decoded (empty, truncated, corrupted, not an image, a
+directory) raises `ImageReadError` (a ValueError) naming it, whatever the
+decoder's own exception was; a missing file raises FileNotFoundError.
 
 `save_image` writes 8-bit files (format from the suffix; use .png for
 lossless), `save_kernel` a viewable kernel image. The MATLAB-compatible
@@ -34,9 +39,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxdeblur.color import rgb_to_gray, rgb_to_ycbcr, ycbcr_to_rgb
 
-_MODES = ("gray", "rgb")
+_MODES = ("gray", "rgb", "auto")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _NATIVE_MODES = ("1", "L", "LA", "RGB", "RGBA", "F")
+
+
+class ImageReadError(ValueError):
+    """An image file exists but cannot be read as an image (the message names the file and why)."""
 
 
 def _pixels(img: Image.Image, path: Path) -> np.ndarray:
@@ -67,38 +76,59 @@ def load_image(path, mode: str = "gray") -> np.ndarray:
 
     Args:
       path: file path (str or PathLike).
-      mode: "gray" -> (H, W), "rgb" -> (H, W, 3). See the module docstring for
-        bit depths, palettes, alpha, EXIF orientation and the gray conversion.
+      mode: "gray" -> (H, W), "rgb" -> (H, W, 3), "auto" -> (H, W) for a grey
+        file (modes 1, L, LA, I;16, I, F) and (H, W, 3) for any other. See the
+        module docstring for bit depths, palettes, alpha, EXIF orientation and
+        the gray conversion.
 
     Returns:
       np.float32 array, C-contiguous.
 
     Raises:
       FileNotFoundError: no file at `path`.
-      ValueError: unknown `mode`, or a file that is empty, not an image,
-        truncated/corrupt, or holds a zero-size image (the message names it).
+      ImageReadError (a ValueError): a path that is a directory, or a file
+        that is empty, not an image, truncated/corrupt, or holds a zero-size
+        image (the message names it).
+      ValueError: unknown `mode`.
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     path = Path(os.fspath(path))
     if not path.exists():
         raise FileNotFoundError(f"no image file at {path}")
-    if path.is_file() and path.stat().st_size == 0:
-        raise ValueError(f"cannot read image {path}: the file is empty (0 bytes)")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
-    if img.width == 0 or img.height == 0:
-        raise ValueError(f"cannot read image {path}: it has zero size {img.size}")
-    arr = _pixels(img, path)
+    if path.is_dir():
+        raise ImageReadError(f"cannot read image {path}: it is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"cannot read image {path}: the file is empty (0 bytes)")
+    arr = _decode(path)
     if mode == "gray" and arr.ndim == 3:
         arr = np.asarray(rgb_to_gray(arr.astype(np.float32)))
     elif mode == "rgb" and arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=-1)
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _decode(path: Path) -> np.ndarray:
+    """The file's pixels as float64 (H, W) or (H, W, 3); every decoder failure becomes ImageReadError.
+
+    PIL's plugins raise many exception types on damaged data (OSError,
+    SyntaxError, struct.error, IndexError, EOFError, DecompressionBombError,
+    ...), so any exception from decoding is reported as one error type.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.width == 0 or img.height == 0:
+                raise ImageReadError(f"cannot read image {path}: it has zero size {img.size}")
+            return _pixels(img, path)
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
+    except (Exception, MemoryError) as err:  # noqa: BLE001 - a damaged file can make any decoder step fail
+        raise ImageReadError(f"cannot read image {path}: damaged or truncated data "
+                             f"({type(err).__name__}: {err})") from err
 
 
 def save_image(path, x) -> Path:
@@ -211,4 +241,5 @@ def load_kernels_npz(path) -> dict[str, np.ndarray]:
     return kernels
 
 
-__all__ = ["load_image", "save_image", "save_kernel", "load_kernel_png", "load_kernels_npz", "rgb_to_ycbcr", "ycbcr_to_rgb"]
+__all__ = ["ImageReadError", "load_image", "save_image", "save_kernel", "load_kernel_png", "load_kernels_npz",
+           "rgb_to_ycbcr", "ycbcr_to_rgb"]

@@ -11,21 +11,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+MAX_PANEL_SIDE = 1024  # larger images are subsampled for display (a figure panel is ~330 px wide)
+
+
 def _show(ax, image, title, cmap="gray"):
     image = np.asarray(image)
+    step = -(-max(image.shape[:2]) // MAX_PANEL_SIDE)
+    image = image[::step, ::step]
     ax.imshow(np.clip(image, 0, 1) if image.ndim == 3 else image, cmap=cmap,
               vmin=0 if image.ndim == 2 and cmap == "gray" else None, vmax=1 if image.ndim == 2 and cmap == "gray" else None)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 
 
-def result_figure(path: str | Path, blurred, restored, kernel, *, history: dict | None = None, sharp=None,
-                  true_kernel=None, kernel_variance=None, title: str = "") -> Path:
-    """Saves a PNG: blurred | restored | (sharp) | kernel | (true kernel) | (kernel variance) | (losses).
+def result_figure(path: str | Path, blurred, restored, kernel, *, deconvolved=None, history: dict | None = None,
+                  sharp=None, true_kernel=None, kernel_variance=None, region=None, title: str = "") -> Path:
+    """Saves a PNG: blurred | restored | (deconvolved) | (sharp) | kernel | (true kernel) | (variance) | (losses).
 
-    Images (H, W) or (H, W, 3) in [0, 1]; kernels (kh, kw). Returns the path.
+    Images (H, W) or (H, W, 3) in [0, 1]: `restored` is the generator's image
+    (of the window `region` = (x, y, w, h) when given), `deconvolved` the
+    finishing step's; kernels (kh, kw). Returns the path.
     """
-    panels = [("blurred", blurred, "gray"), ("restored", restored, "gray")]
+    generator = "generator (DIP)" if region is None else "generator, window {}x{} at ({}, {})".format(
+        region[2], region[3], region[0], region[1])
+    panels = [("blurred", blurred, "gray"), (generator, restored, "gray")]
+    if deconvolved is not None:
+        panels.append(("deconvolved with the kernel", deconvolved, "gray"))
     if sharp is not None:
         panels.append(("sharp", sharp, "gray"))
     panels.append(("estimated kernel", np.asarray(kernel) / max(float(np.max(kernel)), 1e-12), "magma"))
@@ -48,6 +59,21 @@ def result_figure(path: str | Path, blurred, restored, kernel, *, history: dict 
         ax.set_title("loss", fontsize=9)
         ax.legend(fontsize=7)
         ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def before_after_figure(path: str | Path, before, after, *, title: str = "") -> Path:
+    """Saves a PNG of two images side by side: the input and its restoration ((H, W) or (H, W, 3) in [0, 1])."""
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4))
+    _show(axes[0], before, "input")
+    _show(axes[1], after, "restored")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

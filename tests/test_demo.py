@@ -7,6 +7,7 @@ import pytest
 
 from jaxdeblur import demo
 from jaxdeblur.forward import blur
+from jaxdeblur.outputs import OutputExistsError
 
 
 def test_demo_problem_is_a_valid_blur_of_the_sharp_crop():
@@ -19,12 +20,17 @@ def test_demo_problem_is_a_valid_blur_of_the_sharp_crop():
     assert np.sqrt(np.mean((np.asarray(blur(full, kernel, "valid")) - blurred) ** 2)) < 2 * demo.DEMO_NOISE
 
 
-def test_run_demo_writes_outputs(tmp_path):
+def test_run_demo_writes_outputs_and_never_overwrites_unasked(tmp_path):
     report = demo.run_demo(tmp_path, preset="tiny", iterations=4)
-    assert report["iterations"] == 4 and np.isfinite(report["isnr_db"])
-    gain = report["aligned_psnr_db"]["restored"] - report["aligned_psnr_db"]["blurred"]
-    assert report["isnr_db"] == pytest.approx(gain)
-    for key in ("restored", "kernel", "figure", "json"):
+    assert report["iterations"] == 4 and np.isfinite(report["isnr_db"]) and np.isfinite(report["isnr_deconvolved_db"])
+    psnr = report["aligned_psnr_db"]
+    assert report["isnr_db"] == pytest.approx(psnr["restored"] - psnr["blurred"])
+    assert report["isnr_deconvolved_db"] == pytest.approx(psnr["deconvolved"] - psnr["blurred"])
+    for key in ("restored", "deconvolved", "kernel", "figure", "json"):
         assert (tmp_path / report["paths"][key].split("/")[-1]).is_file()
     record = json.loads((tmp_path / "demo.json").read_text())
     assert record["isnr_db"] == report["isnr_db"] and len(record["history"]["loss"]) == 4
+    before = (tmp_path / "demo_restored.png").read_bytes()
+    with pytest.raises(OutputExistsError, match="demo_restored.png already exists"):
+        demo.run_demo(tmp_path, preset="tiny", iterations=4)  # refused before any work
+    assert (tmp_path / "demo_restored.png").read_bytes() == before

@@ -1,8 +1,10 @@
 """The DIP runner: initialise a batch of runs, iterate on device, report.
 
 Host work happens only between chunks of `chunk` iterations (each chunk is one
-compiled lax.scan on device): progress bar, loss history, NaN guard and
-checkpoints. One compiled program serves every batch of the same method,
+compiled lax.scan on device): progress bar, loss history, checkpoints, and
+reading the NaN guard's per-run flag (the guard itself runs on device, see
+`jaxdeblur.engine.step`: the state is never copied to the host just in
+case). One compiled program serves every batch of the same method,
 config, shapes, strategy and mesh.
 """
 
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import time
-from typing import Any, Sequence
+import warnings
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,10 +23,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxdeblur.engine import batching
+from jaxdeblur.engine import memory
 from jaxdeblur.engine.checkpoint import RunCheckpointer
 from jaxdeblur.engine.networks import build_networks
 from jaxdeblur.engine.state import RunState
-from jaxdeblur.engine.step import loss_is_finite, make_chunk
+from jaxdeblur.engine.step import make_chunk
+from jaxdeblur.nets.conv import CPU_COMPILER_OPTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +38,25 @@ class EngineOptions:
     chunk: iterations per compiled on-device chunk (host work in between).
     strategy: "auto", "vmap" or "map" (see `jaxdeblur.engine.batching`).
     devices: devices to spread runs over (default: all).
-    checkpoint_dir: where to keep orbax checkpoints (None: no checkpoints).
-    checkpoint_every: iterations between checkpoints (a multiple of chunk).
-    resume: continue from the newest checkpoint in checkpoint_dir if any.
+    checkpoint_dir: where to keep orbax checkpoints (None: no checkpoints), one
+      job per folder: a folder that already holds checkpoints is refused
+      unless `resume`.
+    checkpoint_every: iterations between checkpoints, honoured exactly (a
+      chunk ends at every multiple of it; a value that is not a multiple of
+      `chunk` costs one more compiled chunk length).
+    resume: continue from the newest valid checkpoint in checkpoint_dir if any
+      (damaged or non-finite steps are reported through `log`, removed, and
+      the previous step is used).
     progress: show a progress bar.
+    log: where one-line notices go (expected run time, checkpoint problems);
+      None: printed to stderr while `progress` is on, else problems only, as warnings.
+    run_info: what identifies the job beyond the engine's own fields (the
+      API's stamp: input hashes, preset, colour mode, seeds, version); saved
+      with every checkpoint and compared on resume ("labels" excepted: input
+      names, for messages only).
+    check_memory: before the first step, compare the compiled program's memory
+      need with the device's free memory and stop (NotEnoughMemoryError) if it
+      does not fit.
     """
 
     chunk: int = 100
@@ -46,6 +67,19 @@ class EngineOptions:
     resume: bool = False
     progress: bool = True
     description: str = "deblurring"
+    log: Callable[[str], None] | None = None
+    run_info: Mapping[str, Any] | None = None
+    check_memory: bool = True
+
+
+def notify(options: EngineOptions, message: str, *, problem: bool = False) -> None:
+    """One line for the user: to `options.log`, else stderr while progress is on, else a warning if a problem."""
+    if options.log is not None:
+        options.log(message)
+    elif options.progress:
+        tqdm.write(message, file=sys.stderr)
+    elif problem:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 @dataclasses.dataclass
@@ -69,6 +103,23 @@ class BatchOutcome:
     device: str
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; `checkpoint_dir` / `step`: where a resume continues from (step None: the start)."""
+
+    def __init__(self, checkpoint_dir: str | None, step: int | None):
+        super().__init__(checkpoint_dir, step)
+        self.checkpoint_dir, self.step = checkpoint_dir, step
+
+    def __str__(self) -> str:
+        if self.checkpoint_dir is None:
+            return "interrupted; no checkpoints were kept, so a new run starts from the beginning"
+        if self.step is None:
+            return (f"interrupted before the first checkpoint; --resume (resume=True) starts from the beginning "
+                    f"({self.checkpoint_dir})")
+        return (f"interrupted; --resume (resume=True) will continue from iteration {self.step} "
+                f"(checkpoint {self.checkpoint_dir}/{self.step})")
+
+
 class NonFiniteLossError(FloatingPointError):
     """A run's loss became NaN or infinite; `last_good` holds the outcome before it."""
 
@@ -83,6 +134,22 @@ def latent_shape(image_shape: tuple[int, int, int], kernel_size: tuple[int, int]
     return (h + kernel_size[0] - 1, w + kernel_size[1] - 1, c)
 
 
+def method_latent_shape(method, cfg, image_shape, kernel_size) -> tuple[int, int, int]:
+    """The latent a method's generator makes: its `latent_shape` hook if it has one, else `latent_shape`."""
+    if hasattr(method, "latent_shape"):
+        return tuple(method.latent_shape(cfg, tuple(image_shape), tuple(kernel_size)))
+    return latent_shape(tuple(image_shape), tuple(kernel_size))
+
+
+def image_offset(method, cfg, kernel_size: tuple[int, int]) -> tuple[int, int]:
+    """(row, column) of the image's top-left pixel in the latent: the method's `image_offset` hook if it has
+    one, else ((kh - 1) // 2, (kw - 1) // 2) (the 'valid' model's observed region). Crop the image as
+    latent[oy:oy + H, ox:ox + W]."""
+    if hasattr(method, "image_offset"):
+        return tuple(method.image_offset(cfg, tuple(kernel_size)))
+    return ((kernel_size[0] - 1) // 2, (kernel_size[1] - 1) // 2)
+
+
 UNOPTIMISED = {"xla_backend_optimization_level": 0}  # for run-once programs where compile time dominates
 
 
@@ -91,8 +158,11 @@ class _Program:
 
     def __init__(self, method, cfg, image_shape, kernel_size, strategy, mesh):
         self.method, self.cfg, self.mesh, self.strategy = method, cfg, mesh, strategy
-        self.latent_shape = latent_shape(image_shape, kernel_size)
+        self.latent_shape = method_latent_shape(method, cfg, image_shape, kernel_size)
         self.kernel_size = kernel_size
+        # the method's run-shared constants (frozen pretrained nets): one replicated copy, an argument of
+        # every step (never a per-run leaf of the state, never baked into the compiled program)
+        self.shared = batching.replicate(method.shared(cfg) if hasattr(method, "shared") else {}, mesh)
         self.nets, self._init_params = build_networks(
             lambda rngs: method.networks(cfg, self.latent_shape, kernel_size, rngs))
         self.optimizer = method.optimizer(cfg)
@@ -100,7 +170,7 @@ class _Program:
         # parameter array) take XLA's CPU backend minutes to optimise (measured:
         # 42 s for 12 draws at the default level, 1.4 s at level 0): compile it unoptimised.
         self.init = jax.jit(jax.vmap(self._init_one), compiler_options=UNOPTIMISED)
-        self.estimate = jax.jit(self._batched(self._estimate_one))
+        self._estimate = jax.jit(self._batched(self._estimate_one))
         self._chunks: dict[int, Any] = {}
 
     def _batched(self, fn):
@@ -115,9 +185,13 @@ class _Program:
             method_state=self.method.init_method_state(self.cfg, self.latent_shape, self.kernel_size),
             y=y, step=jnp.zeros((), jnp.int32), key=jax.random.key_data(k_run))
 
-    def _estimate_one(self, state: RunState):
-        return self.method.estimate(self.cfg, self.nets, state.params, state.net_state, state.inputs,
-                                    state.method_state)
+    def _estimate_one(self, state: RunState, shared):
+        return self.method.estimate(self.cfg, self.nets.with_shared(shared), state.params, state.net_state,
+                                    state.inputs, state.method_state)
+
+    def estimate(self, state):
+        """(latents, kernels, extras) of a batch of run states (the method's `estimate`, batched)."""
+        return self._estimate(state, self.shared)
 
     def chunk_fn(self, length: int):
         """The jitted (not yet compiled) batched chunk of `length` steps."""
@@ -129,12 +203,14 @@ class _Program:
         if key in self._chunks:
             return self._chunks[key], 0.0
         t0 = time.perf_counter()
-        self._chunks[key] = self.chunk_fn(length).lower(state).compile()
+        # on CPUs with the options that keep XLA's fastest convolution kernels (see `jaxdeblur.nets.conv`)
+        options = CPU_COMPILER_OPTIONS if self.mesh.devices.flat[0].platform == "cpu" else None
+        self._chunks[key] = self.chunk_fn(length).lower(state, self.shared).compile(compiler_options=options)
         return self._chunks[key], time.perf_counter() - t0
 
     def loss_terms(self, state) -> tuple[str, ...]:
         """Names of the loss terms a step records (traced abstractly, nothing runs)."""
-        return tuple(jax.eval_shape(self.chunk_fn(1), state)[1])
+        return tuple(jax.eval_shape(self.chunk_fn(1), state, self.shared)[1])
 
 @functools.lru_cache(maxsize=32)
 def _program(method, cfg, image_shape, kernel_size, strategy, mesh) -> _Program:
@@ -222,35 +298,41 @@ def run_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: j
     history = {k: np.full((runs.size, iterations), np.nan, np.float32) for k in program.loss_terms(state)}
     meta = {"method": method.name, "config": repr(cfg), "runs": runs.runs, "iterations": iterations,
             "image_shape": list(ys.shape[1:]),
-            "kernel_size": list(kernel_size), **(meta or {})}
-    ckpt = RunCheckpointer(options.checkpoint_dir) if options.checkpoint_dir else None
+            "kernel_size": list(kernel_size), **(meta or {}), "run_info": dict(options.run_info or {})}
+    ckpt = _open_checkpoints(options)
     done = 0
-    if ckpt is not None and options.resume and ckpt.latest_step() is not None:
-        state, history, done = _resume(ckpt, runs, state, history, meta)
+    if ckpt is not None and ckpt.latest_step() is not None:
+        state, history, done = _resume(ckpt, runs, state, history, meta, options)
     start = done
-    every = max(1, options.checkpoint_every // options.chunk) * options.chunk
     timings = {"compile_s": 0.0, "run_s": 0.0}
+    if options.check_memory and done < iterations:
+        timings["compile_s"] += _check_memory(program, state, _chunk_length(options, ckpt, done, iterations),
+                                              ys.shape[1:], runs.runs)
     bar = tqdm(total=iterations, initial=done, desc=options.description, disable=not options.progress, unit="it")
     try:
         while done < iterations:
-            length = min(options.chunk, iterations - done)
+            length = _chunk_length(options, ckpt, done, iterations)
             compiled, compile_s = program.compiled_chunk(length, state)
             timings["compile_s"] += compile_s
-            snapshot = _to_host(state)  # the last good state: the chunk donates `state`
             t0 = time.perf_counter()
-            state, chunk_history = compiled(state)
-            chunk_history = _to_host(chunk_history)  # (R, length) per term; waits for the device
+            state, chunk_history, finite = compiled(state, program.shared)
+            # only the small history (R, length) per term and flags (R,) come to the host; waits for the device
+            chunk_history, finite = _to_host((chunk_history, finite))
             timings["run_s"] += time.perf_counter() - t0
-            finite = np.asarray(loss_is_finite(chunk_history))
-            if not finite.all():
-                _stop_on_nan(runs, ckpt, snapshot, history, meta, timings, done, length, finite)
             for k, v in chunk_history.items():
                 history[k][:, done:done + length] = v
+            if not finite.all():
+                _stop_on_nan(runs, ckpt, state, history, meta, timings, done, length, finite)
             done += length
             bar.update(length)
             bar.set_postfix(loss=f"{float(np.mean(chunk_history['loss'][:runs.runs, -1])):.4g}")
-            if ckpt is not None and (done % every == 0 or done == iterations):
+            if done - start == length and done < iterations:
+                _report_expected_time(options, timings["run_s"], length, iterations - done)
+            if ckpt is not None and (done % options.checkpoint_every == 0 or done == iterations):
                 ckpt.save(done, state, history, meta)
+    except KeyboardInterrupt as err:
+        raise RunInterrupted(None if ckpt is None else str(ckpt.directory),
+                             None if ckpt is None else ckpt.latest_step()) from err
     finally:
         bar.close()
         if ckpt is not None:
@@ -260,29 +342,108 @@ def run_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: j
     return runs.outcome(state, history, timings)
 
 
-def _stop_on_nan(runs: _Runs, ckpt, snapshot, history, meta, timings, done, length, finite):
-    """Saves the last good state and raises NonFiniteLossError naming the runs."""
+def _stop_on_nan(runs: _Runs, ckpt, state, history, meta, timings, done, length, finite):
+    """Raises NonFiniteLossError naming the runs; saves the last good state when the runs stopped together.
+
+    The chunk's on-device guard froze each run at its last good state, so
+    `state.step` (R,) is the iteration each run stopped at (its first
+    non-finite step for the runs that went bad). A checkpoint needs one
+    iteration for the whole batch: it is written when all runs stopped there.
+    """
+    stopped = np.asarray(state.step).reshape(-1)
     bad = [int(i) for i in np.flatnonzero(~finite) if i < runs.runs]
-    good_state = runs.place(snapshot)
-    if ckpt is not None:
-        ckpt.save(done, good_state, history, meta)
-    where = f" and saved in {ckpt.directory}" if ckpt is not None else ""
+    where = ""
+    if ckpt is not None and np.all(stopped == stopped[0]):
+        ckpt.save(int(stopped[0]), state, history, meta)
+        where = f" and saved in {ckpt.directory}"
     raise NonFiniteLossError(
-        f"loss became NaN or infinite for run(s) {bad} between iterations {done} and {done + length}; "
-        f"stopped. The last good state (iteration {done}) is attached as .last_good{where}. "
-        "Try a lower learning rate or another seed.", runs.outcome(good_state, history, timings))
+        f"loss became NaN or infinite for run(s) {bad} at iteration(s) {[int(stopped[i]) for i in bad]} "
+        f"(between iterations {done} and {done + length}); stopped. The last good state of each run "
+        f"(before its first non-finite step) is attached as .last_good{where}. "
+        "Try a lower learning rate or another seed.", runs.outcome(state, history, timings))
 
 
-def _resume(ckpt: RunCheckpointer, runs: _Runs, state, history: dict, meta: dict):
-    """Loads the newest checkpoint in the layout of `state`; returns (state, history, iterations done)."""
-    saved_meta = ckpt.meta()  # checked before the state, whose layout may not even match
-    for field in ("method", "config", "runs", "image_shape", "kernel_size", "iterations"):
-        if saved_meta.get(field) != meta.get(field):
+def _open_checkpoints(options: EngineOptions) -> RunCheckpointer | None:
+    if options.checkpoint_dir is None:
+        return None
+    every = options.checkpoint_every
+    if isinstance(every, bool) or int(every) != every or every < 1:
+        raise ValueError(f"checkpoint_every must be a positive number of iterations (e.g. {options.chunk} or "
+                         f"{5 * options.chunk}), got {every!r}")
+    return RunCheckpointer(options.checkpoint_dir)
+
+
+def _chunk_length(options: EngineOptions, ckpt, done: int, iterations: int) -> int:
+    """The next chunk: `chunk` iterations, cut short at the end and at the next checkpoint."""
+    length = min(options.chunk, iterations - done)
+    if ckpt is not None:
+        length = min(length, options.checkpoint_every - done % options.checkpoint_every)
+    return length
+
+
+def _check_memory(program: _Program, state, length: int, image_shape, runs: int) -> float:
+    """Compiles the first chunk and stops (NotEnoughMemoryError) if it cannot fit; returns the compile seconds."""
+    compiled, compile_s = program.compiled_chunk(length, state)
+    need = memory.program_need(compiled)
+    if need is None:
+        need = memory.traced_need(program.chunk_fn(length), state, program.shared)
+    memory.check_fits(need, program.mesh.devices.flat[0], image_shape=tuple(image_shape), runs=runs)
+    return compile_s
+
+
+def _report_expected_time(options: EngineOptions, run_s: float, length: int, remaining: int) -> None:
+    per_iteration = run_s / length
+    left = per_iteration * remaining
+    notify(options, f"expected run time: about {_duration(left)} more ({1e3 * per_iteration:.0f} ms per "
+                    f"iteration over the first {length}, {remaining} iterations to go)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+_JOB_FIELDS = ("method", "config", "runs", "image_shape", "kernel_size", "iterations")
+
+
+def _same_job(ckpt: RunCheckpointer, saved: dict, meta: dict) -> None:
+    """Raises ValueError when a checkpoint's record names another job (never resume another input's state)."""
+    mine = {k: v for k, v in meta.get("run_info", {}).items() if k != "labels"}
+    theirs = {k: v for k, v in saved.get("run_info", {}).items() if k != "labels"}
+    for field in _JOB_FIELDS:
+        if saved.get(field) != meta.get(field):
             raise ValueError(f"checkpoint in {ckpt.directory} is from another job ({field}: "
-                             f"{saved_meta.get(field)!r} != {meta.get(field)!r}); use another directory")
-    restored, saved_history, _ = ckpt.restore(state, history)
+                             f"{saved.get(field)!r} != {meta.get(field)!r}); use another directory")
+    if mine != theirs:
+        differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        raise ValueError(f"checkpoint in {ckpt.directory} is from another job (inputs "
+                         f"{saved.get('run_info', {}).get('labels', '?')}; differs in {differ}); "
+                         "use another directory")
+
+
+def _resume(ckpt: RunCheckpointer, runs: _Runs, state, history: dict, meta: dict, options: EngineOptions):
+    """Loads the newest valid checkpoint in the layout of `state`; returns (state, history, iterations done).
+
+    A folder with checkpoints is refused unless `options.resume` (it would
+    otherwise be left holding another attempt's steps). Damaged or non-finite
+    steps are reported and skipped; when none is left the run starts afresh.
+    """
+    if not options.resume:
+        raise FileExistsError(f"{ckpt.directory} already holds checkpoints (newest: iteration "
+                              f"{ckpt.latest_step()}); resume to continue from them, or remove the folder "
+                              "to start again")
+    found = ckpt.restore_newest_valid(state, history, check_meta=lambda saved: _same_job(ckpt, saved, meta),
+                                      notify=lambda message: notify(options, message, problem=True))
+    if found is None:
+        notify(options, f"no usable checkpoint left in {ckpt.directory}: starting from the beginning", problem=True)
+        return state, history, 0
+    restored, saved_history, _ = found
     done = int(np.asarray(restored.step).reshape(-1)[0])
     return runs.place(_to_host(restored)), {k: np.array(v) for k, v in saved_history.items()}, done
 
 
-__all__ = ["EngineOptions", "BatchOutcome", "NonFiniteLossError", "init_batch", "run_batch", "latent_shape"]
+__all__ = ["EngineOptions", "BatchOutcome", "NonFiniteLossError", "RunInterrupted", "notify", "init_batch",
+           "run_batch", "latent_shape", "method_latent_shape", "image_offset"]

@@ -15,7 +15,7 @@ import pytest
 import jaxdeblur
 from tests.conftest import UNOPTIMISED_XLA
 from jaxdeblur.engine import checkpoint as checkpoint_module
-from jaxdeblur.engine.runner import EngineOptions, NonFiniteLossError
+from jaxdeblur.engine.runner import EngineOptions, NonFiniteLossError, run_batch
 from jaxdeblur.methods import selfdeblur
 
 QUIET = EngineOptions(progress=False, chunk=10)
@@ -44,7 +44,7 @@ def test_single_run_shapes_and_history():
 
 def test_loss_decreases_in_mse_phase():
     y, _ = blurred_pair()
-    r = jaxdeblur.deblur(y, 5, preset="tiny", iterations=10, options=QUIET)
+    r = jaxdeblur.deblur(y, 5, preset="tiny", config={"iterations": 10}, options=QUIET)
     assert r.history["data"][-1] < r.history["data"][0]
 
 
@@ -81,9 +81,10 @@ def test_batch_equals_single_vmap_to_float_tolerance():
     ys = [blurred_pair(s)[0] for s in range(3)]
     opts = dataclasses.replace(QUIET, strategy="vmap")
     for iterations, atol in ((0, 5e-6), (2, 2e-3)):
-        batch = jaxdeblur.deblur_batch(ys, 5, preset="tiny", seeds=[7, 8, 9], iterations=iterations, options=opts)
+        raw = {"iterations": iterations}  # the raw field: 0 runs no step
+        batch = jaxdeblur.deblur_batch(ys, 5, preset="tiny", seeds=[7, 8, 9], config=raw, options=opts)
         for i, y in enumerate(ys):
-            single = jaxdeblur.deblur(y, 5, preset="tiny", seed=7 + i, iterations=iterations, options=opts)
+            single = jaxdeblur.deblur(y, 5, preset="tiny", seed=7 + i, config=raw, options=opts)
             np.testing.assert_allclose(batch[i].image, single.image, atol=atol)
             np.testing.assert_allclose(batch[i].kernel, single.kernel, atol=1e-6)
             np.testing.assert_allclose(batch[i].history["loss"], single.history["loss"], rtol=1e-4)
@@ -104,7 +105,7 @@ def test_mixed_size_batch_checkpoints_each_group_apart(tmp_path):
     y2, _ = blurred_pair(1, size=24)
     opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path), checkpoint_every=10)
     first = jaxdeblur.deblur_batch([y1, y2], [5, 3], preset="tiny", seeds=[0, 1], options=opts)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["24x24x1_k3x3", "32x32x1_k5x5"]
+    assert len([p for p in tmp_path.iterdir() if (p / "run.json").is_file()]) == 2  # one folder per group
     again = jaxdeblur.deblur_batch([y1, y2], [5, 3], preset="tiny", seeds=[0, 1],
                                    options=dataclasses.replace(opts, resume=True))
     for a, b in zip(first, again):  # each group found its own finished run
@@ -128,7 +129,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         jaxdeblur.deblur(y, 5, preset="tiny", seed=5, options=opts)
     monkeypatch.setattr(checkpoint_module.RunCheckpointer, "save", real_save)
-    assert checkpoint_module.RunCheckpointer(ckpt).latest_step() == 10
+    assert checkpoint_module.newest_step(ckpt) == 10  # in the run's own folder under ckpt
 
     resumed = jaxdeblur.deblur(y, 5, preset="tiny", seed=5, options=dataclasses.replace(opts, resume=True))
     np.testing.assert_allclose(resumed.image, straight.image, atol=1e-6)
@@ -138,12 +139,16 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch):
 
 
 def test_resume_refuses_another_job(tmp_path):
+    """The engine never resumes a folder holding another job's steps (the API keeps one folder per run)."""
     y, _ = blurred_pair()
+    method = selfdeblur.SelfDeblur()
+    cfg = method.presets["tiny"]
     opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path), checkpoint_every=10)
-    jaxdeblur.deblur(y, 5, preset="tiny", options=opts)
+    keys = jax.random.key(0)[None]
+    run_batch(method, cfg, y[None, ..., None], (5, 5), keys, iterations=cfg.iterations, options=opts)
     with pytest.raises(ValueError, match="another job"):
-        jaxdeblur.deblur(y, 5, preset="tiny", config={"lr_image": 0.02},
-                         options=dataclasses.replace(opts, resume=True))
+        run_batch(method, dataclasses.replace(cfg, lr_image=0.02), y[None, ..., None], (5, 5), keys,
+                  iterations=cfg.iterations, options=dataclasses.replace(opts, resume=True))
 
 
 def test_color_paths():
@@ -181,23 +186,69 @@ def test_empty_batch_and_unknown_names():
         jaxdeblur.deblur(y, 5, preset="tiny", config={"learning_rate": 1})
 
 
-def test_nan_loss_stops_with_last_good_state(tmp_path, monkeypatch):
+def _poison_loss(monkeypatch, bad):
+    """Makes the data term NaN wherever `bad(y, step)` holds (traced, so it runs on device)."""
     real_terms = selfdeblur.dip_loss_terms
 
     def poisoned(cfg, latent, kernel, y, step):
         terms = real_terms(cfg, latent, kernel, y, step)
-        terms["data"] = jnp.where(step >= 12, jnp.nan, terms["data"])
+        terms["data"] = jnp.where(bad(y, step), jnp.nan, terms["data"])
         return terms
 
     monkeypatch.setattr(selfdeblur, "dip_loss_terms", poisoned)
+
+
+def test_nan_loss_stops_with_last_good_state(tmp_path, monkeypatch):
+    _poison_loss(monkeypatch, lambda y, step: step >= 12)
     y, _ = blurred_pair()
     opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path))
-    with pytest.raises(NonFiniteLossError, match="between iterations 10 and 20") as info:
+    with pytest.raises(NonFiniteLossError, match=r"run\(s\) \[0\] at iteration\(s\) \[12\] "
+                                                 r"\(between iterations 10 and 20\)") as info:
         # a config no other test uses, so the poisoned loss is traced afresh
         jaxdeblur.deblur(y, 5, preset="tiny", config={"lr_kernel": 1.23e-4}, options=opts)
+    good = info.value.last_good  # frozen on device before the first bad step, not a host snapshot
+    assert np.isfinite(good.latents).all() and int(good.state.step[0]) == 12
+    assert jax.tree.all(jax.tree.map(lambda x: bool(np.isfinite(x).all()), good.state.params))
+    loss = good.history["loss"][0]
+    assert np.isfinite(loss[:12]).all() and np.isnan(loss[12:]).all()
+    assert checkpoint_module.newest_step(tmp_path) == 12
+
+
+def test_nan_in_one_run_freezes_only_that_run(tmp_path, monkeypatch):
+    # run 1 (the brighter image) goes bad at step 3; run 0 finishes its chunk
+    _poison_loss(monkeypatch, lambda y, step: (jnp.mean(y) > 0.55) & (step >= 3))
+    dark, _ = blurred_pair(0)
+    ys = [dark * 0.5 + 0.1, dark * 0.5 + 0.4]
+    opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path), strategy="map")
+    with pytest.raises(NonFiniteLossError, match=r"run\(s\) \[1\] at iteration\(s\) \[3\]") as info:
+        jaxdeblur.deblur_batch(ys, 5, preset="tiny", seeds=[0, 1], config={"lr_kernel": 1.24e-4}, options=opts)
     good = info.value.last_good
-    assert np.isfinite(good.latents).all() and int(good.state.step[0]) == 10
-    assert checkpoint_module.RunCheckpointer(tmp_path).latest_step() == 10
+    assert [int(s) for s in good.state.step] == [10, 3]
+    assert np.isfinite(good.history["loss"][0, :10]).all() and np.isnan(good.history["loss"][1, 3:]).all()
+    assert checkpoint_module.newest_step(tmp_path) is None  # runs stopped apart: no checkpoint
+
+
+def test_no_state_copy_to_host_per_chunk(monkeypatch):
+    """Between chunks only the history and the guard's flags come to the host, not the run state."""
+    from jaxdeblur.engine import runner
+
+    copied = []
+    real_to_host = runner._to_host
+
+    def counting(tree):
+        out = real_to_host(tree)
+        copied.append(sum(np.asarray(x).nbytes for x in jax.tree.leaves(out)))
+        return out
+
+    monkeypatch.setattr(runner, "_to_host", counting)
+    y, _ = blurred_pair()
+    transferred = {}
+    for iterations in (10, 40):
+        copied.clear()
+        jaxdeblur.deblur(y, 5, preset="tiny", iterations=iterations, options=QUIET)
+        transferred[iterations] = sum(copied)
+    state_bytes = max(copied)  # the final outcome's copy of the whole state
+    assert transferred[40] - transferred[10] < 0.05 * state_bytes  # 3 more chunks: far less than one state copy
 
 
 def test_sharded_over_eight_cpu_devices_equals_one_device():

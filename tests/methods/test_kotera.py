@@ -208,4 +208,4 @@ def test_cli_runs_kotera(tmp_path, single):
     record = json.loads((tmp_path / "out" / "in.json").read_text())
     assert record["method"] == "kotera" and record["config"]["scales"] == 2
     assert len(record["history"]["loss"]) == 20
-    assert (tmp_path / "out" / "checkpoints" / "scale0").is_dir()
+    assert [p.name for p in (tmp_path / "out" / "checkpoints").glob("*/scale0")] == ["scale0"]  # one run folder

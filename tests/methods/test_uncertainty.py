@@ -176,7 +176,8 @@ def test_ring_buffer_holds_last_m_outputs_newest_first(stepped):
 
 def test_api_end_to_end_with_variance(stepped, tmp_path):
     _, _, chained = stepped
-    r = jaxdeblur.deblur(blurred(), K, method="uncertainty", preset="tiny", iterations=3, seed=0, options=OPTS)
+    r = jaxdeblur.deblur(blurred(), K, method="uncertainty", preset="tiny", config={"iterations": 3}, seed=0,
+                         options=OPTS)
     assert r.image.shape == (SIZE, SIZE) and r.kernel.shape == (K, K)
     np.testing.assert_allclose(r.kernel.sum(), 1.0, rtol=1e-5)
     var = r.extras["kernel_variance"]
@@ -206,7 +207,7 @@ def test_cli_end_to_end(stepped, tmp_path):
 
     save_image(tmp_path / "in.png", blurred())
     result = CliRunner().invoke(app, ["deblur", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "-k", str(K),
-                                      "--method", "uncertainty", "--preset", "tiny", "--iterations", "1"])
+                                      "--method", "uncertainty", "--preset", "tiny", "--set", "iterations=1"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     assert (out / "in_figure.png").is_file() and (out / "in_restored.png").is_file()
@@ -217,10 +218,11 @@ def test_cli_end_to_end(stepped, tmp_path):
 
 def test_batch_equals_single(stepped):
     ys = [blurred(1), blurred(2)]
-    batch = jaxdeblur.deblur_batch(ys, K, method="uncertainty", preset="tiny", iterations=2, seeds=[5, 6],
+    batch = jaxdeblur.deblur_batch(ys, K, method="uncertainty", preset="tiny", config={"iterations": 2}, seeds=[5, 6],
                                    options=OPTS)
     for i, y in enumerate(ys):
-        single = jaxdeblur.deblur(y, K, method="uncertainty", preset="tiny", iterations=2, seed=5 + i, options=OPTS)
+        single = jaxdeblur.deblur(y, K, method="uncertainty", preset="tiny", config={"iterations": 2}, seed=5 + i,
+                                  options=OPTS)
         np.testing.assert_allclose(batch[i].image, single.image, atol=2e-5)
         np.testing.assert_allclose(batch[i].kernel, single.kernel, atol=2e-6)
         np.testing.assert_allclose(batch[i].extras["kernel_variance"], single.extras["kernel_variance"],

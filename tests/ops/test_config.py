@@ -51,3 +51,32 @@ def test_parse_overrides_reads_json_and_keeps_strings():
     assert parse_overrides([]) == {}
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_overrides(["iterations"])
+
+
+@pytest.mark.parametrize("overrides, field, kind, example", [
+    ({"lr_milestones": 5}, "lr_milestones", "a tuple of int", "lr_milestones=[2000, 3000, 4000]"),
+    ({"lr_milestones": [10, "x"]}, "lr_milestones", "a tuple of int", "lr_milestones=[2000, 3000, 4000]"),
+    ({"iterations": 2.5}, "iterations", "an int", "iterations=5000"),
+    ({"lr_image": "fast"}, "lr_image", "a float", "lr_image=0.01"),
+    ({"lr_image": [1, 2]}, "lr_image", "a float", "lr_image=0.01"),
+])
+def test_override_errors_name_the_field_its_type_and_a_valid_value(overrides, field, kind, example):
+    with pytest.raises(ValueError) as info:
+        override(DIPConfig(), overrides)
+    message = str(info.value)
+    assert f"'{field}'" in message and kind in message and example in message
+
+
+def test_override_reads_booleans_strictly():
+    kotera = KoteraConfig()
+    assert override(kotera, {"init": "false"}).init is False and override(kotera, {"init": 1}).init is True
+    with pytest.raises(ValueError, match="'init' must be true or false"):
+        override(kotera, {"init": "maybe"})
+
+
+def test_parsed_set_values_go_through_the_same_checks():
+    from jaxdeblur.config import parse_overrides
+
+    with pytest.raises(ValueError, match=r"'lr_milestones' must be a tuple of int, got 5"):
+        override(DIPConfig(), parse_overrides(["lr_milestones=5"]))
+    assert override(DIPConfig(), parse_overrides(["iterations=30", "lr_milestones=[5, 9]"])).lr_milestones == (5, 9)
