@@ -1,0 +1,140 @@
+"""The blind method for users: MAP kernel estimation, then non-blind hyper-Laplacian deconvolution.
+
+Colour input: the kernel is estimated on the luma (`jaxdeblur.color.rgb_to_gray`,
+full-range BT.601) and every channel is deconvolved with it. The method is
+deterministic (no random draws): `seed` is accepted for symmetry with the DIP
+methods and ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from jaxdeblur.color import rgb_to_gray
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.estimate.config import MapConfig, resolve_config
+from jaxdeblur.estimate.map_estimator import as_kernel_shape, estimate_kernels
+
+
+@dataclasses.dataclass
+class MapResult:
+    """One image deblurred by the MAP method (field names as `jaxdeblur.api.DeblurResult`).
+
+    image: (H, W) or (H, W, C) float32 in [0, 1], the input's shape: the
+      hyper-Laplacian deconvolution of the input with `kernel`.
+    kernel: (kh, kw) float32, non-negative, sum 1, blur (true convolution) convention, centred.
+    history: {"objective", "data", "prior", "lambda_grad", "edge_threshold", "scale": (T,)}
+      per alternation, coarse to fine (see `KernelEstimate`).
+    latent: (H, W) the estimator's last intermediate L0 latent (of the luma for colour input).
+    extras: {"scales": the pyramid's (image shape, kernel shape) pairs, coarse to fine}.
+    timings: {"estimate_s": kernel estimation of the image's group, compile included on a
+      first call; "deconv_s": the non-blind step of this image}.
+    """
+
+    image: np.ndarray
+    kernel: np.ndarray
+    history: dict
+    latent: np.ndarray
+    extras: dict
+    method: str
+    preset: str
+    config: MapConfig
+    seed: int
+    timings: dict
+    device: str
+
+
+def _as_image(x, index: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (1, 3)):
+        raise ValueError(f"blurred image {index}: expected (H, W), (H, W, 1) or (H, W, 3), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"blurred image {index}: expected float values in [0, 1], got dtype {x.dtype}")
+    return x.astype(np.float32)
+
+
+def _gray(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 2:
+        return x
+    return x[..., 0] if x.shape[2] == 1 else np.asarray(rgb_to_gray(x))
+
+
+def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "default",
+                     config: MapConfig | dict | None = None, iterations: int | None = None,
+                     seeds: Sequence[int] | None = None) -> list[MapResult]:
+    """Blind deblurring of many images; images of one (shape, kernel size) share one batched estimation.
+
+    Args:
+      blurred_list: images (H, W), (H, W, 1) or (H, W, 3), float in [0, 1].
+      kernel_sizes: one int for all, or one int / (kh, kw) per image.
+      preset: "default" | "paper" | "fast" | "tiny"; config: a MapConfig or a dict of overrides.
+      iterations: overrides the alternations per scale (`MapConfig.iterations`).
+      seeds: ignored (the method is deterministic); kept in the results.
+
+    Returns:
+      one MapResult per image, in order; result i equals `map_deblur(blurred_list[i], ...)`.
+    """
+    images = [_as_image(x, i) for i, x in enumerate(blurred_list)]
+    if not images:
+        raise ValueError("blurred_list is empty: no images to deblur")
+    n = len(images)
+    sizes = [as_kernel_shape(kernel_sizes)] * n if np.isscalar(kernel_sizes) else [
+        as_kernel_shape(s) for s in kernel_sizes]
+    seeds = [0] * n if seeds is None else [int(s) for s in seeds]
+    if len(sizes) != n or len(seeds) != n:
+        raise ValueError(f"got {n} images, {len(sizes)} kernel sizes and {len(seeds)} seeds; they must match")
+    cfg = resolve_config(preset, config)
+    if iterations is not None:
+        cfg = dataclasses.replace(cfg, iterations=int(iterations))
+
+    grays = [_gray(x) for x in images]
+    groups = defaultdict(list)
+    for i, (gray, size) in enumerate(zip(grays, sizes)):
+        groups[(gray.shape, size)].append(i)
+    device = jax.devices()[0].device_kind
+    results: list[MapResult | None] = [None] * n
+    for (_, size), members in groups.items():
+        t0 = time.perf_counter()
+        estimate = estimate_kernels(np.stack([grays[i] for i in members]), size, config=cfg)
+        estimate_s = time.perf_counter() - t0
+        for j, i in enumerate(members):
+            t0 = time.perf_counter()
+            kernel = estimate.kernel[j]
+            image = np.asarray(hyper_laplacian(images[i], kernel, lam=cfg.deconv_lam, alpha=cfg.deconv_alpha))
+            results[i] = MapResult(
+                image=image, kernel=kernel,
+                history={name: v if name == "scale" else v[j] for name, v in estimate.history.items()},
+                latent=estimate.latent[j],
+                extras={"scales": [(s.image_shape, s.kernel_shape) for s in estimate.scales]},
+                method="map", preset=preset, config=cfg, seed=seeds[i],
+                timings={"estimate_s": estimate_s, "deconv_s": time.perf_counter() - t0}, device=device)
+    return results
+
+
+def map_deblur(blurred, kernel_size, *, preset: str = "default", config: MapConfig | dict | None = None,
+               iterations: int | None = None, seed: int = 0) -> MapResult:
+    """Blind deblurring of one image by MAP kernel estimation + hyper-Laplacian deconvolution.
+
+    Args:
+      blurred: (H, W), (H, W, 1) or (H, W, 3) float in [0, 1].
+      kernel_size: int or (kh, kw), the support to estimate (at least the true blur's).
+      preset: "default" | "paper" | "fast" | "tiny" (`jaxdeblur.estimate.PRESETS`).
+      config: a MapConfig or a dict of field overrides of the preset.
+      iterations: overrides the alternations per scale.
+      seed: ignored (deterministic method).
+
+    Raises:
+      TypeError / ValueError: see `estimate_kernels` (shape, dtype, NaN, kernel
+      larger than the image, a flat image), or a bad config value.
+    """
+    return map_deblur_batch([blurred], [kernel_size], preset=preset, config=config, iterations=iterations,
+                            seeds=[seed])[0]
+
+
+__all__ = ["MapResult", "map_deblur", "map_deblur_batch"]
