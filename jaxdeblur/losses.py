@@ -73,3 +73,28 @@ def total_variation(x: jnp.ndarray, *, eps: float = 1e-8) -> jnp.ndarray:
 def kernel_l2(k: jnp.ndarray) -> jnp.ndarray:
     """Squared l2 norm of a kernel (Kotera et al.): small for spread-out kernels."""
     return jnp.sum(k**2)
+
+
+def charbonnier(a: jnp.ndarray, b: jnp.ndarray, *, eps: float = 1e-6) -> jnp.ndarray:
+    """Charbonnier (smooth L1) loss: the mean of sqrt((a - b)^2 + eps) over all elements (a scalar).
+
+    The blur-kernel-space reference sums the same terms (eps 1e-6); the mean
+    only rescales the gradient by the element count.
+    """
+    d = a - b
+    return jnp.mean(jnp.sqrt(d * d + eps))
+
+
+def hyper_laplacian_penalty(x: jnp.ndarray, *, alpha: float = 0.66, eps: float = 1e-6) -> jnp.ndarray:
+    """Hyper-Laplacian image prior: mean over pixels of (|grad x|^2 + eps)^(alpha / 2) (a scalar).
+
+    As in the blur-kernel-space reference: the gradient is the Sobel pair
+    summed over the channels of an (H, W, C) image, zero padding by one
+    pixel (`alpha` 0.66 there); eps keeps it differentiable on flat regions.
+    """
+    xp = jnp.pad(jnp.sum(x, axis=-1), 1)
+    h, w = x.shape[:2]
+    win = lambda i, j: xp[i:i + h, j:j + w]  # noqa: E731 - the 3x3 neighbours
+    gx = (win(0, 0) + 2 * win(1, 0) + win(2, 0)) - (win(0, 2) + 2 * win(1, 2) + win(2, 2))
+    gy = (win(0, 0) + 2 * win(0, 1) + win(0, 2)) - (win(2, 0) + 2 * win(2, 1) + win(2, 2))
+    return jnp.mean((gx**2 + gy**2 + eps) ** (alpha / 2))

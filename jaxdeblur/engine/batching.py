@@ -41,11 +41,14 @@ def resolve_strategy(strategy: str, platform: str | None = None) -> str:
 
 
 def over_runs(fn: Callable, strategy: str) -> Callable:
-    """Maps a one-run function over the leading run axis of its (single) argument."""
+    """Maps a one-run function over the leading run axis of its first argument.
+
+    Further arguments (run-shared constants) are passed unmapped to every run.
+    """
     if strategy == "vmap":
-        return jax.vmap(fn)
+        return lambda tree, *shared: jax.vmap(lambda one: fn(one, *shared))(tree)
     if strategy == "map":
-        return lambda tree: jax.lax.map(fn, tree)
+        return lambda tree, *shared: jax.lax.map(lambda one: fn(one, *shared), tree)
     raise ValueError(f"strategy must be 'vmap' or 'map' here, got {strategy!r}")
 
 
@@ -58,11 +61,19 @@ def run_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def sharded_over_runs(fn: Callable, mesh: Mesh) -> Callable:
-    """Splits the run axis of a batched function's argument and outputs across the mesh."""
+    """Splits the run axis of a batched function's first argument and outputs across the mesh.
+
+    Further arguments (run-shared constants) are replicated on every device.
+    """
     if mesh.size == 1:
         return fn
     spec = P(RUN_AXIS)
-    return jax.shard_map(fn, mesh=mesh, in_specs=(spec,), out_specs=spec, check_vma=False)
+
+    def sharded(tree, *shared):
+        return jax.shard_map(fn, mesh=mesh, in_specs=(spec,) + (P(),) * len(shared), out_specs=spec,
+                             check_vma=False)(tree, *shared)
+
+    return sharded
 
 
 def padded_size(runs: int, mesh: Mesh) -> int:
@@ -84,3 +95,8 @@ def place(tree, mesh: Mesh):
     """Puts every leaf on the mesh, split along its leading run axis."""
     sharding = NamedSharding(mesh, P(RUN_AXIS))
     return jax.device_put(tree, sharding)
+
+
+def replicate(tree, mesh: Mesh):
+    """Puts every leaf on every device of the mesh, whole (run-shared constants)."""
+    return jax.device_put(tree, NamedSharding(mesh, P()))

@@ -44,3 +44,17 @@ class DIPMethod(Protocol):
 
     def optimizer(self, cfg) -> optax.GradientTransformation:
         """The optax optimiser over the params dict {network name: params}."""
+
+
+# Optional hooks (the engine uses them when a method defines them):
+#
+#   shared(cfg) -> PyTree
+#       Run-shared constants, e.g. the parameters of a frozen pretrained network: ONE copy,
+#       replicated on every device and passed to every step of every run (never a per-run
+#       leaf of the state, never differentiated). `loss` and `estimate` see them as
+#       `nets.shared`. Default: none.
+#   latent_shape(cfg, image_shape, kernel_size) -> (h, w, c)
+#       The latent the generator makes. Default (H + kh - 1, W + kw - 1, C), the 'valid' model.
+#   image_offset(cfg, kernel_size) -> (oy, ox)
+#       Where the image sits in that latent (crop latent[oy:oy + H, ox:ox + W]).
+#       Default ((kh - 1) // 2, (kw - 1) // 2). See `runner.method_latent_shape` / `runner.image_offset`.

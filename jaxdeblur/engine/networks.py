@@ -4,7 +4,9 @@
 get their static graph definitions, and returns a jit-able `init` that makes
 the parameter and state pytrees of one run from a key. `Networks.apply` is the
 pure call used inside the jitted step (merge, call, re-split: BatchNorm batch
-statistics come back as new state).
+statistics come back as new state). Inside a step `Networks.shared` holds the
+method's run-shared constants (frozen pretrained parameters, the same for
+every run; `DIPMethod.shared`), passed to the step as an argument.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from jaxdeblur.nets.functional import split_module
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Networks:
-    """Static graph definitions of a run's networks, by name."""
+    """Static graph definitions of a run's networks, by name; `shared`: the run-shared constants in a step."""
 
     graphdefs: Mapping[str, Any]
+    shared: Any = None
+
+    def with_shared(self, shared) -> "Networks":
+        """These networks with `shared` (a pytree of arrays, traced inside the step) attached."""
+        return dataclasses.replace(self, shared=shared)
 
     def apply(self, name: str, params, net_state, *args, **kwargs):
         """Applies network `name`; returns (output, new state of that network)."""

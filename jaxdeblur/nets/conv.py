@@ -1,34 +1,50 @@
-"""A 2-D convolution whose gradients stay fast inside `lax.scan` on XLA's CPU backend.
+"""2-D convolutions whose gradients run fast inside `lax.scan` on XLA's CPU backend.
 
 XLA:CPU runs a convolution fast only in its canonical layout (NHWC input,
 HWIO kernel). Autodiff of `lax.conv_general_dilated` produces two convolutions
-with swapped dimension roles (the kernel gradient contracts over the batch and
-spatial axes); outside a loop XLA re-lays them out, but in the body of a while
-loop (every `lax.scan` / `fori_loop`, so every chunk of the DIP engine) it
-cannot, and falls back to a slow generic loop (jax issue #12868). Measured on
-the 2-core CI machine, the gradient of one 3x3 conv, 32 -> 32 channels on
-129 x 129: 19 ms jitted alone, 419 ms per iteration in a `lax.scan`; with this
-module's gradient, 26 ms and 22 ms. The whole "fast" SelfDeblur step went
-from 1140 ms to about 70 ms per iteration.
+with swapped dimension roles; outside a loop XLA re-lays them out, but in the
+body of a while loop (every `lax.scan`, so every chunk of the DIP engine) it
+cannot, and falls back to a slow generic loop (jax issue #12868): the "fast"
+SelfDeblur step took 1140 ms per iteration in a scan against 80 ms jitted alone.
 
 `conv_nhwc` computes the same convolution as `lax.conv_general_dilated`
 (cross-correlation, 'VALID', NHWC x HWIO -> NHWC, any strides) with a
-`jax.custom_vjp` whose backward pass is written as two convolutions in the
-canonical layout (the dimension swap done by an explicit transpose), and the
-kernel gradient as one matrix product per kernel tap:
+`jax.custom_vjp` whose backward pass is made of canonical convolutions only:
 
-    dx       = conv(pad(dilate(g, stride), k - 1), flip(w) with I/O swapped)
-    dw[i, j] = x[:, i::sh, j::sw, :]^T g     (contracting N, Ho, Wo)
+- input gradient, polyphase: for a stride (sh, sw), the input rows
+  sh * q + r (r < sh) only ever met the kernel rows r, r + sh, ..., so
+  each of the sh * sw phases is a stride-1 convolution of the (padded) output
+  gradient with that sub-kernel, flipped and with I/O swapped, and the phases
+  are interleaved:
 
-Written as a convolution, dw contracts a (Cin, H, W, 1) input with an
-(Ho, Wo, 1, Cout) "kernel", which XLA:CPU runs at a fraction of its matmul
-speed; the per-tap products took the gradient of a 3x3, 144 -> 128 channel
-conv on 273 x 273 (SelfDeblur's full-resolution decoder conv) from 916 to
-717 ms per iteration in a `lax.scan`, and a 1x1 128 -> 128 one from 242 to 178 ms.
+      dx[:, r::sh, c::sw] = conv(pad(g), flip(w[r::sh, c::sw]) with I/O swapped)
+
+  (stride 1 is the single phase). A stride-2 3x3 conv's input gradient so
+  costs what its forward pass costs, not the 4x of convolving a zero-dilated g.
+- kernel gradient, as a canonical convolution with batch and channels
+  swapped: the input x (N, H, W, Cin) read as Cin images of N channels, the
+  output gradient g (N, Ho, Wo, Cout) as an (Ho, Wo, N, Cout) kernel, so
+
+      dw[r::sh, c::sw] = conv(x[:, r::sh, c::sw] as (Cin, H', W', N), g as (Ho, Wo, N, Cout))
+
+  (one transpose of x in all, polyphase again for strides).
+
+Measured on the 2-core CI machine (one 3x3, 144 -> 128 conv on 273 x 273, the
+full-resolution decoder conv of SelfDeblur's paper preset, every input changing
+per iteration, CPU time per iteration): gradient as per-tap matrix products
+(this module's previous version) 976 ms, as above 608 ms.
 
 `conv_general_dilated` has `lax.conv_general_dilated`'s signature (so
-`nnx.Conv(..., conv_general_dilated=conv_general_dilated)` uses it) and
-routes the cases above to `conv_nhwc`, everything else to lax unchanged.
+`nnx.Conv(..., conv_general_dilated=conv_general_dilated)` uses it) and routes
+the cases above to `conv_nhwc` ON CPU ONLY; every other call, and every call on
+another backend (GPUs and TPUs lay their convolutions out themselves), goes to
+`lax.conv_general_dilated` unchanged.
+
+`CPU_COMPILER_OPTIONS`: XLA:CPU options for programs dominated by these
+convolutions (the DIP engine compiles its chunks with them on CPUs): XLA's
+YNNPACK fusions run the SelfDeblur convolutions 2-3x slower than XLA's own
+(Eigen) kernels on the CI machine (the 3x3, 144 -> 128 conv on 273 x 273:
+834 against 315 ms per call), so they are switched off.
 """
 
 from __future__ import annotations
@@ -42,8 +58,10 @@ from jax import lax
 
 _SPEC = ("NHWC", "HWIO", "NHWC")
 
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
-def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int]) -> jax.Array:
+
+def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int] = (1, 1)) -> jax.Array:
     return lax.conv_general_dilated(x, w, strides, "VALID", dimension_numbers=_SPEC)
 
 
@@ -63,27 +81,57 @@ def _conv_fwd(x, w, strides):
 
 def _conv_bwd(strides, residuals, g):
     x, w = residuals
-    (sh, sw), (kh, kw) = strides, w.shape[:2]
-    h, wd = x.shape[1:3]
-    ho, wo = g.shape[1:3]
-    # rows/columns of x that no output reached (strides that do not divide evenly)
-    extra_h, extra_w = h - ((ho - 1) * sh + kh), wd - ((wo - 1) * sw + kw)
-    zero = jnp.zeros((), g.dtype)
-    g_padded = lax.pad(g, zero, ((0, 0, 0), (kh - 1, kh - 1 + extra_h, sh - 1), (kw - 1, kw - 1 + extra_w, sw - 1),
-                                 (0, 0, 0)))
-    dx = _conv(g_padded, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2), (1, 1))
-    dw = jnp.stack([_tap_gradient(x, g, i, j, strides) for i in range(kh) for j in range(kw)])
-    return dx, dw.reshape(w.shape)
-
-
-def _tap_gradient(x, g, i, j, strides):
-    """d loss / d w[i, j]: (Cin, Cout), the inputs tap (i, j) saw against the output gradient."""
-    (sh, sw), (n, _, _, cin), (ho, wo) = strides, x.shape, g.shape[1:3]
-    seen = lax.slice(x, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin), (1, sh, sw, 1))
-    return jnp.einsum("nhwc,nhwd->cd", seen, g)
+    return input_gradient(g, w, x.shape, strides), kernel_gradient(x, g, w.shape[:2], strides)
 
 
 conv_nhwc.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _interleave(phases: list[list[jax.Array]], size: tuple[int, int]) -> jax.Array:
+    """phases[r][c] (A, Q, P, B) -> out (A, size[0], size[1], B) with out[:, r::sh, c::sw] = phases[r][c]."""
+    sh, sw = len(phases), len(phases[0])
+    if sh == sw == 1:
+        return phases[0][0][:, :size[0], :size[1]]
+    a, q, p, b = phases[0][0].shape
+    out = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (A, Q, sh, P, sw, B)
+    return out.reshape(a, q * sh, p * sw, b)[:, :size[0], :size[1]]
+
+
+def input_gradient(g: jax.Array, w: jax.Array, input_shape: Sequence[int], strides: tuple[int, int]) -> jax.Array:
+    """d loss / d x (N, H, W, Cin) of `conv_nhwc(x, w, strides)` from g = d loss / d out (N, Ho, Wo, Cout)."""
+    (sh, sw), (n, h, wd, cin), (ho, wo) = strides, input_shape, g.shape[1:3]
+    qh, qw = -(-h // sh), -(-wd // sw)  # rows / columns per phase (the last phase may hold one fewer)
+    zero = jnp.zeros((), g.dtype)
+    phases = []
+    for r in range(sh):
+        row = []
+        for c in range(sw):
+            sub = w[r::sh, c::sw]
+            kr, kc = sub.shape[:2]
+            if kr == 0 or kc == 0:  # a phase no tap reached (kernel smaller than the stride)
+                row.append(jnp.zeros((n, qh, qw, cin), g.dtype))
+                continue
+            padded = lax.pad(g, zero, ((0, 0, 0), (kr - 1, qh - ho, 0), (kc - 1, qw - wo, 0), (0, 0, 0)))
+            row.append(_conv(padded, jnp.flip(sub, (0, 1)).transpose(0, 1, 3, 2)))
+        phases.append(row)
+    return _interleave(phases, (h, wd))
+
+
+def kernel_gradient(x: jax.Array, g: jax.Array, kernel_size: tuple[int, int], strides: tuple[int, int]) -> jax.Array:
+    """d loss / d w (kh, kw, Cin, Cout) of `conv_nhwc(x, w, strides)` from g = d loss / d out (N, Ho, Wo, Cout)."""
+    (sh, sw), (kh, kw), (ho, wo) = strides, kernel_size, g.shape[1:3]
+    as_kernel = g.transpose(1, 2, 0, 3)  # (Ho, Wo, N, Cout)
+    qh, qw = -(-kh // sh), -(-kw // sw)  # kernel rows / columns per phase
+    phases = []
+    for r in range(sh):
+        row = []
+        for c in range(sw):
+            # the inputs phase (r, c) of the kernel saw, as Cin images of N channels
+            seen = x[:, r::sh, c::sw][:, :ho + qh - 1, :wo + qw - 1].transpose(3, 1, 2, 0)
+            part = _conv(seen, as_kernel)  # (Cin, <= qh, <= qw, Cout)
+            row.append(jnp.pad(part, ((0, 0), (0, qh - part.shape[1]), (0, qw - part.shape[2]), (0, 0))))
+        phases.append(row)
+    return _interleave(phases, (kh, kw)).transpose(1, 2, 0, 3)
 
 
 def _is_one(values) -> bool:
@@ -92,14 +140,16 @@ def _is_one(values) -> bool:
 
 def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count: int = 1, precision=None, **kwargs):
-    """`lax.conv_general_dilated` with `conv_nhwc`'s loop-friendly gradient where it applies.
+    """`lax.conv_general_dilated`, with `conv_nhwc`'s loop-friendly gradient on CPU where it applies.
 
     Applies to 2-D 'VALID' convolutions, NHWC x HWIO, no dilation, one
     group (what the nets of this package use: they pad by reflection
-    themselves). Any other call goes to `lax.conv_general_dilated` as it is.
+    themselves), when JAX's default backend is the CPU. Any other call goes
+    to `lax.conv_general_dilated` as it is.
     """
     simple = (
-        lhs.ndim == 4 and rhs.ndim == 4 and isinstance(padding, str) and padding == "VALID"
+        jax.default_backend() == "cpu"
+        and lhs.ndim == 4 and rhs.ndim == 4 and isinstance(padding, str) and padding == "VALID"
         and _is_one(lhs_dilation) and _is_one(rhs_dilation) and feature_group_count == 1
         and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _SPEC)
         and all(v is None for v in kwargs.values())

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdeblur.nets.functional import torch_batch_norm, torch_conv
+from jaxdeblur.nets.fused import batch_norm_act
 
 
 class NonLocalBlock(nnx.Module):
@@ -72,4 +73,4 @@ class NonLocalBlock(nnx.Module):
         context = jnp.einsum("npc,npd->ncd", phi, g) / phi.shape[1]
         theta = self.theta(x).reshape(n, h * w, self.inner_channels)
         y = jnp.einsum("nqc,ncd->nqd", theta, context).reshape(n, h, w, self.inner_channels)
-        return x + self.out_norm(self.out_conv(y))
+        return x + batch_norm_act(self.out_norm, self.out_conv(y))

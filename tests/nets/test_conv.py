@@ -20,6 +20,8 @@ def _lax_conv(x, w, strides):
     ((1, 10, 7, 2), (3, 2), (2, 2)),   # strides that leave rows and columns unused
     ((1, 11, 12, 4), (1, 1), (1, 1)),
     ((2, 13, 13, 2), (3, 3), (2, 1)),
+    ((1, 12, 11, 3), (2, 3), (3, 2)),  # a kernel smaller than the stride: phases no tap reaches
+    ((1, 9, 8, 2), (1, 1), (2, 2)),
 ])
 def test_values_and_gradients_match_lax(shape, kernel, strides):
     kx, kw, kg = jax.random.split(jax.random.key(0), 3)
@@ -45,3 +47,13 @@ def test_general_entry_point_routes_only_the_simple_case():
     w1 = jax.random.normal(jax.random.key(3), (3, 3, 4, 2))
     jaxpr = str(jax.make_jaxpr(lambda x: conv_general_dilated(x, w1, (1, 1), "VALID", dimension_numbers=dn))(x))
     assert "custom_vjp" in jaxpr
+
+
+def test_other_backends_get_plain_lax(monkeypatch):
+    """The CPU-specific gradient is gated: on a GPU / TPU backend the call is lax's, traced as it is."""
+    x = jax.random.normal(jax.random.key(1), (1, 8, 8, 4))
+    w = jax.random.normal(jax.random.key(3), (3, 3, 4, 2))
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, SPEC)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    jaxpr = str(jax.make_jaxpr(lambda x: conv_general_dilated(x, w, (2, 2), "VALID", dimension_numbers=dn))(x))
+    assert "custom_vjp" not in jaxpr and "conv_general_dilated" in jaxpr
