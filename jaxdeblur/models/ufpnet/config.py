@@ -21,18 +21,28 @@ derived from `PAPER` with `dataclasses.replace`):
 - ``paper`` / ``paper_kernel``: the reference networks (NAFNet width 64,
   encoder (1, 1, 1, 28), middle 1, decoder (1, 1, 1, 1), the first three
   levels kernel-conditioned; code net widths (64, 128), middle 5 convs at
-  256; 19 x 19 kernels), RGB GoPro pairs (256 crops), NAFNet's GoPro recipe
-  (AdamW lr 1e-3, betas (0.9, 0.9), weight decay 1e-3, cosine to 1e-7, clip
-  0.01, batch 64, 400k steps) for stage 2. The reference released no
-  training code: stage 1's settings (Adam-style AdamW lr 1e-4, 100k steps,
-  batch 16) and the reblur weight (0.1) are ours. For accelerators, not run
-  here. The flow is the shipped CPU flow (``kernel_prior-cpu``; the
-  reference's flow weights are not public).
-- ``cpu`` / ``cpu_kernel``: sized to train both stages in about 40 minutes on
-  the 2-core CPU shared with other jobs (see `CPU` for the measured step
-  times): gray 64 px crops of train400, all spatially varying motion blur
-  (a 3 x 3 grid of kernels per crop), NAFNet width 16 with one block per
-  level, a code net of widths (16, 32) with 3 middle convs at 64.
+  256; 19 x 19 kernels): 79.1 M parameters (the reference reports 80.3 M:
+  it also has a 361-channel sigma head, 0.2 M, and an unused fourth
+  kernel-map downsampling conv, 0.5 M). RGB GoPro pairs (256 crops),
+  NAFNet's GoPro recipe for stage 2 (AdamW lr 1e-3, betas (0.9, 0.9),
+  weight decay 1e-3, cosine to 1e-7, clip 0.01, batch 64, 400k steps). The
+  reference released no training code: stage 1's settings (lr 1e-4, 100k
+  steps, batch 16, the recipe otherwise) and the reblur weight (0.1) are
+  ours. For accelerators, not run here. The flow is the shipped CPU flow
+  (``kernel_prior-cpu``; the reference's is inside its PyTorch checkpoint).
+- ``cpu`` / ``cpu_kernel``: small networks for the shared 2-core CPU (3.2 M
+  parameters: NAFNet width 16 with one block per level, 1.1 M, plus its
+  kernel branch, 1.6 M; a code net of widths (16, 32) with 3 middle convs at
+  64, 0.3 M; the flow, 0.2 M): gray 64 px crops of train400, all spatially
+  varying motion blur (a 3 x 3 grid of kernels of length 4-18 px per crop),
+  0-2 % noise, batch 4; stage 1 computes L_KE on 256 sampled pixels per
+  crop. Sized by measured step times with the machine's load at 12-19 from
+  other jobs: a full-field stage-1 step at batch 8 took 11.7 s (2.7 s with
+  256 sampled pixels), a stage-2 step at batch 4 about 4-5 s (the flow
+  decode of every pixel and the 361-channel kernel convs dominate). The
+  shipped weights: stage 1, 400 steps (~16 min of steps, 30 min with XLA
+  compilation under that load), stage 2, 250 steps (~17 min of steps, ~35
+  min in all). Far from converged: a reduced run.
 - ``tiny`` / ``tiny_kernel``: for tests (seconds), 5 x 5 kernels and a
   randomly initialised flow (`prior_weights` None).
 """
