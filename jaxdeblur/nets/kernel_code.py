@@ -28,8 +28,12 @@ eps ~ N(0, I) (UFPNet's uncertainty learning), and its kernel is the flow's
 mean head's last convolution (the only kh * kw-channel activation), the
 softmax, the standardisation, the codes and the flow decode, so the only
 full-size kh * kw-channel array is the output field itself (1.33 GB for 19 x
-19 kernels at 1280 x 720, float32). The noise eps of a row depends only on
-(key, image, row), so the chunking does not change the result.
+19 kernels at 1280 x 720, float32; XLA planned 1.0 GB of temporary buffers
+for the whole `cpu` preset inference of such a frame against 13.1 GB
+unchunked, experiments/bench_ufpnet_memory.py). The noise eps of a pixel
+depends only on (key, image, row, column), so the chunking does not change
+the result. `kernels_at` gives the field at chosen pixels only (the training
+loss samples pixels: the flow decode is the expensive part).
 
 Convolutions use PyTorch's default initialisation and zero padding.
 """
