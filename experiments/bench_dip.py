@@ -10,7 +10,11 @@ runs (round r: JAX, then PyTorch), because the machine may be shared: both
 see the same load, which is recorded per round. Prints JSON; --out writes it.
 
   python experiments/bench_dip.py --preset paper --kernel-size 17 --batch 1 --strategy auto \
-      --iterations 3 --rounds 5
+      --iterations 3 --rounds 5 [--one-core]
+
+--one-core pins the process to one core and PyTorch to one thread: the work
+per iteration, which other jobs on a shared machine disturb less than two
+threads that wait for each other.
 """
 
 from __future__ import annotations
@@ -48,13 +52,16 @@ def bench(method, cfg, n, size, kernel_size, iterations, strategy):
             "images_iterations_per_s": round(1e3 * n / ms, 2), "wall_s": round(wall, 2), **peak_memory_bytes()}
 
 
-def torch_reference(cfg, size, kernel_size):
+def torch_reference(cfg, size, kernel_size, threads=None):
     """SelfDeblur's PyTorch networks for one image, or None when torch is not installed."""
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         return None
     from torch_reference import SelfDeblurReference
+
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     return SelfDeblurReference(cfg, blurred_inputs(1, size)[0, :, :, 0], (kernel_size, kernel_size))
 
@@ -111,18 +118,24 @@ def main(argv=None):
     parser.add_argument("--torch", default="auto", choices=["auto", "off"],
                         help="auto: compare with the PyTorch reference when torch is installed (SelfDeblur only)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved JAX / PyTorch rounds")
+    parser.add_argument("--one-core", action="store_true",
+                        help="pin the process to one core and run PyTorch with one thread: compares the work per "
+                             "iteration, less sensitive to other jobs than two threads that wait for each other")
     parser.add_argument("--note", default="", help="free text stored in the result (e.g. what else ran)")
     parser.add_argument("--out", default="auto",
                         help="JSON file; 'auto': results/bench_dip_<preset>_<device>.json; 'none': print only")
     args = parser.parse_args(argv)
+    if args.one_core:  # before the first JAX computation, so XLA's thread pool inherits it
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     method = get_method(args.method)
     cfg = method.presets[args.preset]
     out = None if args.out == "none" else (
-        RESULTS / f"bench_dip_{args.preset}_{device_tag()}.json" if args.out == "auto" else Path(args.out))
+        RESULTS / f"bench_dip_{args.preset}_{device_tag()}{'_one_core' if args.one_core else ''}.json"
+        if args.out == "auto" else Path(args.out))
     record = {"benchmark": "dip_engine", "method": args.method, "preset": args.preset, "image_size": args.size,
               "kernel_size": args.kernel_size, "iterations_timed": args.iterations, "machine": machine(),
-              "note": args.note, "rows": []}
+              "note": args.note, "one_core": args.one_core, "rows": []}
     rows = record["rows"]
     for strategy in args.strategy:
         for n in args.batch:
@@ -134,13 +147,16 @@ def main(argv=None):
             print(rows[-1], file=sys.stderr, flush=True)
             if out is not None:  # partial results survive an interrupted run
                 write_json(out, record)
-    reference = torch_reference(cfg, args.size, args.kernel_size) if (
+    reference = torch_reference(cfg, args.size, args.kernel_size, 1 if args.one_core else None) if (
         args.torch == "auto" and args.method == "selfdeblur") else None
     if reference is not None:
         record["pytorch_comparison"] = compare_with_torch(method, cfg, args, reference)
         record["load_note"] = (f"The machine ({os.cpu_count()} cores) was shared with other jobs while this ran: "
                                "times are wall-clock under that load (1-minute load average per round recorded); "
-                               "the JAX and PyTorch rounds alternate, so both saw the same conditions.")
+                               "the JAX and PyTorch rounds alternate, so both saw the same conditions."
+                               + (" Pinned to one core, PyTorch with one thread." if args.one_core else
+                                  " Two threads each: PyTorch's threads wait for each other at every op, which "
+                                  "a loaded machine penalises more than XLA's (compare the --one-core result)."))
     if out is not None:
         write_json(out, record)
     print(__import__("json").dumps(record, indent=1))
