@@ -231,7 +231,7 @@ def main() -> None:
 
 def write_markdown(path: Path, record: dict) -> None:
     rows, kernels = record["restoration"], record["kernel_field"]
-    lines = [f"# UFPNet vs a same-size plain NAFNet on spatially varying blur ({record['label']})", "",
+    lines = ["# UFPNet vs a same-size plain NAFNet on spatially varying blur", "", f"**{record['label']}**", "",
              f"Machine: {record['machine']['processor']}, {record['machine']['cpu_count']} CPU cores (shared), "
              f"jax {record['machine']['jax']}. Test set: {record['test_set']['images']} images "
              f"({', '.join(record['test_set']['folders'])}), {record['test_set']['crop']} px centre crops, "
@@ -249,9 +249,12 @@ def write_markdown(path: Path, record: dict) -> None:
     for method, row in kernels.items():
         lines.append(f"| {method} | {row['l2']:.4f} | {row['similarity']:.3f} |")
     memory = record["xla_temp_mb_per_mp_at_256"]
-    lines += ["", f"UFPNet's mean sigma on the test set: {record['ufpnet_mean_sigma']:.3f}. XLA temporary memory per "
-              f"megapixel (compiled, 256 x 256): NAFNet {memory['NAFNet (no kernel branch)']:.0f} MB, UFPNet "
-              f"{memory['UFPNet']:.0f} MB.", ""]
+    lines += ["", f"UFPNet's mean sigma on the test set: {record['ufpnet_mean_sigma']:.3f} (so switching the "
+              "uncertainty branch off changes next to nothing). XLA temporary memory per megapixel (compiled, 256 x "
+              f"256): NAFNet {memory['NAFNet (no kernel branch)']:.0f} MB, UFPNet {memory['UFPNet']:.0f} MB; "
+              "UFPNet's chunks of the kernel field have a fixed size, so this overstates large images: see "
+              "bench_ufpnet_memory_cpu.json (a 0.92 MP frame: 1.0 GB temporary + 1.3 GB kernel field). Seconds "
+              "per megapixel on the shared 2-core CPU (load ~10 from other jobs): indicative only.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -264,8 +267,8 @@ def write_figures(out: Path, tag: str, items: list[dict], results: dict, ufp: li
     methods = list(results)
     gains = np.array([[score(o, it["sharp"])[0] for o, it in zip(results[m], items)] for m in methods])
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for i, m in enumerate(methods[1:], start=1):
-        ax.scatter(gains[0], gains[i] - gains[0], s=10, label=m)
+    for i, (m, marker) in enumerate(zip(methods[1:], "o^x"), start=1):
+        ax.scatter(gains[0], gains[i] - gains[0], s=14, marker=marker, label=m)
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_xlabel("PSNR of the blurred input (dB)")
     ax.set_ylabel("PSNR gain over the input (dB)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,14 @@ from flax import nnx
 from jaxdeblur.models.ufpnet.config import UFPNetConfig
 from jaxdeblur.models.ufpnet.task import EVAL_KEY_SEED
 from jaxdeblur.nets.ufpnet import UFPNet, restore
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "uncertainty", "rows_per_chunk"))
+def _restore(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array, key: jax.Array, *, uncertainty: bool,
+             rows_per_chunk: int | None):
+    """`restore` of the model (graphdef, state): one compiled program per network structure and image shape,
+    shared by every restorer of that structure (the weights are an argument)."""
+    return restore(nnx.merge(graphdef, state), x, key, uncertainty=uncertainty, rows_per_chunk=rows_per_chunk)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +63,7 @@ class UFPNetRestorer:
     def __init__(self, model: UFPNet, config: UFPNetConfig, *, rows_per_chunk: int | None = None):
         self.config = config
         self.rows_per_chunk = rows_per_chunk
-        graphdef, state = nnx.split(model)
-
-        def run(x, key, uncertainty):
-            return restore(nnx.merge(graphdef, state), x, key, uncertainty=uncertainty,
-                           rows_per_chunk=self.rows_per_chunk)
-
-        self._run = jax.jit(run, static_argnums=2)
+        self._graphdef, self._state = nnx.split(model)
 
     def __call__(self, images, *, key: jax.Array | None = None, uncertainty: bool = True) -> UFPNetResult:
         x = np.asarray(images, np.float32)
@@ -73,8 +76,9 @@ class UFPNetRestorer:
         batched = x4.ndim == 4
         x4 = x4 if batched else x4[None]
         rgb_model_on_gray = self.config.channels == 3 and x4.shape[-1] == 1
-        out = self._run(jnp.repeat(jnp.asarray(x4), 3, axis=-1) if rgb_model_on_gray else jnp.asarray(x4), key,
-                        bool(uncertainty))
+        x4 = jnp.repeat(jnp.asarray(x4), 3, axis=-1) if rgb_model_on_gray else jnp.asarray(x4)
+        out = _restore(self._graphdef, self._state, x4, key, uncertainty=bool(uncertainty),
+                       rows_per_chunk=self.rows_per_chunk)
         restored = np.asarray(out.restored)
         if rgb_model_on_gray:
             restored = restored.mean(-1, keepdims=True)

@@ -54,13 +54,21 @@ def build_network(config: UFPNetConfig, rngs: nnx.Rngs) -> UFPNet:
 
 @functools.cache
 def _host_state(weights: str) -> tuple[str, nnx.State]:
-    """(model name, full nnx state as host numpy arrays) of a weights folder or a `load` name (read once)."""
+    """(model name, full nnx state as host numpy arrays) of a weights folder or a `load` name (read once).
+
+    A value with a path separator is a folder <root>/<model>/<preset>; FileNotFoundError when it holds no weights.
+    """
     from jaxdeblur import models
 
     folder = Path(weights)
     with jax.ensure_compile_time_eval():  # also when first called while the trainer traces init_model
-        pretrained = models.load(folder.parent.name, preset=folder.name, root=folder.parent.parent) \
-            if (folder / "manifest.json").is_file() else models.load(weights)
+        if "/" in weights or folder.is_dir():
+            if not (folder / "manifest.json").is_file():
+                raise FileNotFoundError(f"{weights} is not a weights folder (no manifest.json); pass the folder "
+                                        "an export wrote, <root>/<model>/<preset>")
+            pretrained = models.load(folder.parent.name, preset=folder.name, root=folder.parent.parent)
+        else:
+            pretrained = models.load(weights)
         return pretrained.name, jax.device_get(nnx.state(pretrained.model))
 
 

@@ -29,7 +29,7 @@ def test_registered_presets_and_config_checks():
     assert "kernel_space" in models.model_names()
     paper = ks.PAPER
     assert (paper.nf, paper.code_dim, paper.degrade.crop, paper.train.batch_size, paper.lr) == (64, 512, 256, 16, 1e-4)
-    assert paper.stride == 128 and ks.CPU.stride == 32 and ks.CPU.degrade.crop % ks.CPU.stride == 0
+    assert paper.stride == 128 and ks.CPU.stride == 16 and ks.CPU.degrade.crop % ks.CPU.stride == 0
     with pytest.raises(ValueError, match="lr_periods"):
         dataclasses.replace(ks.TINY, lr_periods=(0.5, 0.4))
     with pytest.raises(ValueError, match="naive_kernel_size"):
@@ -94,8 +94,9 @@ def test_same_blur_pairs_and_the_naive_baseline():
     truth = np.asarray(blur(jnp.asarray(tiles_b), jnp.asarray(grid[:, 0, 0]), "valid"))
     np.testing.assert_allclose(p["blurred_b"], truth, atol=1e-5)  # b carries a's true kernels
     naive = ks.naive_transfer(p["sharp_a"], p["blurred_a"], p["sharp_b"], kernel_size=7)
-    psnr = np.asarray(ks.psnr_per_image(naive, p["blurred_b"]))
-    assert (psnr > 30).all()  # a uniform blur is transferred well by the least-squares kernel
+    inner = (slice(None), slice(3, -3), slice(3, -3))  # away from the border, which 'replicate' only guesses
+    psnr = np.asarray(ks.psnr_per_image(naive[inner], p["blurred_b"][inner]))
+    assert (psnr > 35).all()  # a uniform blur is transferred well by the least-squares kernel
 
 
 def test_shipped_cpu_weights_reproduce_their_manifest_and_beat_the_baseline_on_varying_blur():
