@@ -1,6 +1,7 @@
 """Test configuration: CPU only, tiny shapes, `slow` tests opt-in with --runslow."""
 
 import os
+from pathlib import Path
 
 # Must run before jax initialises its backends.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -9,8 +10,11 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # optimisation (the suite ran about 3x faster on the 2-core CI machine).
 UNOPTIMISED_XLA = "--xla_backend_optimization_level=0"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {UNOPTIMISED_XLA}".strip()
-
-from pathlib import Path  # noqa: E402
+# Many test files compile the same tiny programs (the DIP engine's chunk, the trainers' steps): one on-disk
+# compilation cache, shared by the xdist workers and the subprocess tests, compiles each of them once.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
 
 import pytest  # noqa: E402
 
