@@ -211,7 +211,11 @@ def finishing_step(blurred: np.ndarray, kernel: np.ndarray, *, lam: float = FINI
     return np.stack([np.asarray(hyper_laplacian(x[..., c], kernel, lam=lam)) for c in range(x.shape[2])], axis=-1)
 
 
-def _resolve_preset(presets: Mapping[str, Any], preset: str, platform: str) -> tuple[str, str]:
+def _resolve_preset(presets: Mapping[str, Any], preset: str, platform: str, *, auto: str | None = None,
+                    auto_reason: str | None = None) -> tuple[str, str]:
+    """(preset name, why). "auto": the method's own `auto_preset` if it has one, else paper / fast by platform."""
+    if preset == AUTO_PRESET and auto is not None:
+        return auto, auto_reason or "the method's default"
     if preset == AUTO_PRESET:
         name = "fast" if platform == "cpu" else "paper"
         if name not in presets:
@@ -274,7 +278,12 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
         raise ValueError("a region (region= / --region) estimates the kernel on a window and the finishing step "
                          "restores the whole image, so it needs finish=True (not --no-finish)")
     algorithm = get_method(method)
-    preset_name, reason = _resolve_preset(algorithm.presets, preset, platform or jax.default_backend())
+    if color not in getattr(algorithm, "color_modes", COLOR_MODES):
+        raise ValueError(f"method {method!r} supports color={list(algorithm.color_modes)} only (it estimates the "
+                         f"kernel from the luma and deconvolves every channel), got {color!r}")
+    preset_name, reason = _resolve_preset(algorithm.presets, preset, platform or jax.default_backend(),
+                                          auto=getattr(algorithm, "auto_preset", None),
+                                          auto_reason=getattr(algorithm, "auto_reason", None))
     cfg = _config(algorithm.presets, preset_name, iterations, config)
 
     fitted, chroma, colors, regions = [], [], [], []
@@ -340,6 +349,8 @@ def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[Debl
     algorithm = get_method(plan.method)
     if plan.preset_reason != "as asked":
         notify(options, f"preset: {plan.preset} ({plan.preset_reason}; {plan.config.iterations} iterations)")
+    if hasattr(algorithm, "run_images"):
+        return _run_classical(plan, algorithm)
     results: list[DeblurResult | None] = [None] * len(plan.images)
     for group in plan.groups:
         opts = _group_options(plan, group, options)
@@ -366,6 +377,45 @@ def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[Debl
     return results
 
 
+def _run_classical(plan: BatchPlan, algorithm) -> list[DeblurResult]:
+    """A method without generator or engine (method="map"): `algorithm.run_images` per group.
+
+    Each group's windows (the whole inputs, or their `region` crops; colour
+    as given) go to the method in one batched call, which returns the kernel
+    and the window restored with it (`image`). The finishing step is the
+    window's own result when there is no region; with a region the whole
+    input is deconvolved with the kernel, with the method's own non-blind
+    settings (`config.deconv_lam`, `config.deconv_alpha`).
+    """
+    results: list[DeblurResult | None] = [None] * len(plan.images)
+    for group in plan.groups:
+        windows = [plan.images[i] if plan.regions[i] is None else _crop(plan.images[i], plan.regions[i])
+                   for i in group.members]
+        outs = algorithm.run_images(plan.config, windows, group.kernel_size, [plan.seeds[i] for i in group.members],
+                                    plan.preset)
+        for i, out in zip(group.members, outs):
+            timings = dict(out.timings)
+            deconvolved = None
+            if plan.finish:
+                if plan.regions[i] is None:
+                    deconvolved = out.image
+                    timings["finish_s"] = 0.0
+                else:
+                    t0 = time.perf_counter()
+                    x = plan.images[i]
+                    channels = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
+                    restored = [np.asarray(hyper_laplacian(c, out.kernel, lam=plan.config.deconv_lam,
+                                                           alpha=plan.config.deconv_alpha)) for c in channels]
+                    deconvolved = restored[0] if x.ndim == 2 else np.stack(restored, axis=-1)
+                    timings["finish_s"] = time.perf_counter() - t0
+            results[i] = DeblurResult(
+                image=out.image, kernel=out.kernel, history=out.history, latent=out.latent, extras=out.extras,
+                method=plan.method, preset=plan.preset, config=plan.config, seed=plan.seeds[i], timings=timings,
+                device=out.device, deconvolved=deconvolved, color=plan.colors[i], region=plan.regions[i],
+                stamp=group.stamp, checkpoint_dir=None)
+    return results
+
+
 def _crop(x: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     col, row, w, h = box
     return x[row:row + h, col:col + w]
@@ -378,8 +428,13 @@ def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = AU
 
     blurred: (H, W) or (H, W, 3) float in [0, 1]. kernel_size: int or (kh, kw),
     the support to estimate (at least the true blur's). method: a name of
-    `jaxdeblur.methods.METHODS`. preset: "auto" (the paper's on an
-    accelerator, "fast" on a CPU), "paper", "fast" or "tiny". iterations:
+    `jaxdeblur.methods.METHODS`: a DIP method, or "map" (classical MAP
+    kernel estimation, seconds on a CPU; `image` and `deconvolved` are then
+    the hyper-Laplacian deconvolution with its kernel, every colour channel,
+    the kernel from the luma; deterministic, no checkpoints). preset: "auto"
+    (for a DIP method the paper's on an accelerator, "fast" on a CPU; for
+    "map" its tuned "default"), "paper", "fast" or "tiny" ("default" too for
+    "map"). iterations:
     run length, the preset's schedule compressed to keep its proportions
     (`jaxdeblur.config.compress_schedule`). config: a config object or a
     dict of raw field overrides (applied after the compression).

@@ -117,8 +117,10 @@ def deblur(
     inputs: List[Path] = typer.Argument(..., help="Blurred image files (several make one batched run)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
     kernel_size: int = typer.Option(..., "-k", "--kernel-size", help="Kernel support to estimate (pixels)."),
-    method: str = typer.Option("selfdeblur", help="DIP method: selfdeblur, kotera, uncertainty."),
-    preset: str = typer.Option("auto", help="auto (paper on a GPU/TPU, fast on a CPU) | paper | fast | tiny."),
+    method: str = typer.Option("selfdeblur", help="DIP method: selfdeblur, kotera, uncertainty, kernel_space; "
+                                                  "or map: classical MAP kernel estimation (seconds on a CPU)."),
+    preset: str = typer.Option("auto", help="auto (paper on a GPU/TPU, fast on a CPU; for map its tuned default) "
+                                            "| paper | fast | tiny (| default for map)."),
     iterations: Optional[int] = typer.Option(None, help="Run length, the preset's schedule compressed to keep its "
                                                         "proportions (the raw field: --set iterations=N)."),
     seed: int = typer.Option(0, help="Seed of the first input (the next inputs get seed+1, ...)."),
@@ -127,8 +129,9 @@ def deblur(
     finish: bool = typer.Option(True, "--finish/--no-finish", help="Also deconvolve the input non-blind with the "
                                                                    "estimated kernel (written as *_deconvolved.png)."),
     region: Optional[str] = typer.Option(None, help="Estimate the kernel on a window only, then deconvolve the whole "
-                                                    "image: x,y,w,h in pixels, or auto (the most textured "
-                                                    "256-pixel window). For large photos."),
+                                                    "image: x,y,w,h in pixels, auto (the most textured "
+                                                    "256-pixel window) or cnn (the window a trained CNN rates "
+                                                    "best, jaxdeblur.select_region). For large photos."),
     resume: bool = typer.Option(False, help="Continue this run from its checkpoints in OUT/checkpoints."),
     overwrite: bool = typer.Option(False, help="Replace existing results (and this run's checkpoints) in OUT."),
     checkpoint_every: int = typer.Option(500, help="Iterations between checkpoints (honoured exactly)."),
@@ -203,11 +206,13 @@ def demo(
                f"(deconvolved with the estimated kernel); figure: {report['paths']['figure']}")
 
 
+from jaxdeblur.blur_transfer import transfer_command  # noqa: E402
 from jaxdeblur.restoration import restore_command  # noqa: E402
 from jaxdeblur.train.command import train_command  # noqa: E402
 
 app.command("train")(train_command)
 app.command("restore")(restore_command)
+app.command("transfer")(transfer_command)
 
 if __name__ == "__main__":
     app()

@@ -46,8 +46,8 @@ DEBLUR_FILES = {
 }
 
 WHAT_EACH_FILE_IS = {
-    "restored": "the generator's image (deep image prior)",
-    "window": "the generator's image of the kernel-estimation window",
+    "restored": "the method's image (a DIP method: the generator's; map: the deconvolution with its kernel)",
+    "window": "the method's image of the kernel-estimation window",
     "deconvolved": "the whole input deconvolved non-blind with the estimated kernel (finishing step)",
     "kernel": "the estimated blur kernel (scaled so its maximum is white)",
     "figure": "blurred input, results, kernel and loss curves",

@@ -1,12 +1,13 @@
-"""DIP methods, one module per paper, looked up by name."""
+"""Blind methods looked up by name: the DIP methods (one module per paper) and "map" (the classical estimator)."""
 
 from jaxdeblur.config import compress_schedule, override, resolve
 from jaxdeblur.methods.kernel_space import KernelSpaceDIP, KernelSpaceDIPConfig
 from jaxdeblur.methods.kotera import Kotera, KoteraConfig
+from jaxdeblur.methods.map_estimation import MapMethod
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
 from jaxdeblur.methods.uncertainty import Uncertainty, UncertaintyConfig
 
-METHODS = {m.name: m for m in (SelfDeblur(), Kotera(), Uncertainty(), KernelSpaceDIP())}
+METHODS = {m.name: m for m in (SelfDeblur(), Kotera(), Uncertainty(), KernelSpaceDIP(), MapMethod())}
 
 
 def get_method(name: str):
@@ -17,4 +18,4 @@ def get_method(name: str):
         raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}") from None
 
 
-__all__ = ["METHODS", "get_method", "DIPConfig", "SelfDeblur", "Kotera", "KoteraConfig", "Uncertainty", "UncertaintyConfig", "KernelSpaceDIP", "KernelSpaceDIPConfig", "compress_schedule", "override", "resolve"]
+__all__ = ["METHODS", "get_method", "DIPConfig", "SelfDeblur", "Kotera", "KoteraConfig", "Uncertainty", "UncertaintyConfig", "KernelSpaceDIP", "KernelSpaceDIPConfig", "MapMethod", "compress_schedule", "override", "resolve"]

@@ -1,0 +1,46 @@
+"""The classical MAP estimator as a method of `jaxdeblur.deblur` (method="map").
+
+Not a DIP method: there is no generator and no engine run. The estimator is
+`jaxdeblur.estimate` (Pan et al.'s L0 prior, coarse to fine, vmapped over
+images); this module only tells the API how to call it:
+
+- its presets are `jaxdeblur.estimate.PRESETS`; preset="auto" picks
+  ``auto_preset`` ("default": the settings tuned on Levin's images) on any
+  platform, since the method is cheap everywhere;
+- ``iterations`` sets `MapConfig.iterations` (alternations per scale;
+  `config.compress_schedule` does exactly that for a MapConfig);
+- `run_images` hands the images of one group to
+  `jaxdeblur.estimate.map_deblur_batch`, which estimates the kernels of all of
+  them in one batched call (from the luma of colour input) and deconvolves
+  every channel with the hyper-Laplacian step;
+- the method is deterministic (seeds are kept in the results, not used) and
+  has no checkpoints (``checkpoints = False``: a run takes seconds).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from jaxdeblur.estimate import PRESETS, MapConfig, MapResult, map_deblur_batch
+
+
+class MapMethod:
+    """method="map": blind MAP kernel estimation + non-blind hyper-Laplacian deconvolution."""
+
+    name = "map"
+    presets: dict[str, MapConfig] = PRESETS
+    auto_preset = "default"
+    auto_reason = "the MAP estimator's tuned defaults, on every platform"
+    checkpoints = False
+    color_modes = ("y",)
+
+    def run_images(self, config: MapConfig, images: Sequence[np.ndarray], kernel_size: tuple[int, int],
+                   seeds: Sequence[int], preset: str) -> list[MapResult]:
+        """`map_deblur_batch` of `images` ((H, W) or (H, W, C), one shape) with one kernel size."""
+        return map_deblur_batch(list(images), [tuple(kernel_size)] * len(images), preset=preset, config=config,
+                                seeds=list(seeds))
+
+
+__all__ = ["MapMethod"]
