@@ -6,9 +6,11 @@ name of a selector such as "auto") into a checked box. Selectors are
 functions (image, (h, w)) -> (x, y, w, h) registered by name in
 `REGION_SELECTORS`; "auto" is `most_textured_window` (the window with the
 most gradient energy, a classical heuristic for where a blur is best
-observed). A learned selector (e.g. a CNN scoring windows) plugs in with
-`register_region_selector("cnn", fn)` and is then usable as region="cnn"
-from the API and `--region cnn` from the command line.
+observed); "cnn" is `cnn_window` (the window the good-region CNN of Yang,
+Wu & Sun rates best, `jaxdeblur.select_region` with the shipped weights).
+More selectors plug in with `register_region_selector(name, fn)` and are
+then usable as region=name from the API and `--region name` from the
+command line.
 """
 
 from __future__ import annotations
@@ -47,7 +49,17 @@ def most_textured_window(image: np.ndarray, size: tuple[int, int]) -> Box:
     return int(x), int(y), int(w), int(h)
 
 
-REGION_SELECTORS: dict[str, Selector] = {"auto": most_textured_window}
+def cnn_window(image: np.ndarray, size: tuple[int, int]) -> Box:
+    """The window a trained CNN rates best for kernel estimation (Yang, Wu & Sun; shipped weights "region-cpu").
+
+    `jaxdeblur.select_region(image, size).box`, imported on first use.
+    """
+    from jaxdeblur.models.region.inference import cnn_window as select
+
+    return select(image, size)
+
+
+REGION_SELECTORS: dict[str, Selector] = {"auto": most_textured_window, "cnn": cnn_window}
 
 
 def register_region_selector(name: str, selector: Selector) -> None:
@@ -97,5 +109,5 @@ def resolve_region(image: np.ndarray, region, *, kernel_size: tuple[int, int], s
     return x, y, w, h
 
 
-__all__ = ["AUTO_REGION_SIDE", "REGION_SELECTORS", "most_textured_window", "register_region_selector",
+__all__ = ["AUTO_REGION_SIDE", "REGION_SELECTORS", "cnn_window", "most_textured_window", "register_region_selector",
            "parse_region", "resolve_region"]

@@ -207,4 +207,40 @@ def eval_batches(
     return [batches[i] for i in range(num_batches)]
 
 
-__all__ = ["CentreTile", "RandomTile", "check_tiles_fit", "eval_batches", "loader"]
+class ArrayRecords:
+    """In-memory records for grain: record i is {name: array[i]} of equally long arrays (e.g. labelled patches)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        lengths = {len(v) for v in self.arrays.values()}
+        if len(lengths) != 1 or not lengths.pop():
+            raise ValueError(f"arrays must be non-empty and equally long, got "
+                             f"{ {k: len(v) for k, v in self.arrays.items()} }")
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {k: v[index] for k, v in self.arrays.items()}
+
+
+def array_loader(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int = 0,
+                 shard_index: int | None = None, shard_count: int | None = None) -> grain.DatasetIterator:
+    """A resumable iterator of shuffled batches of in-memory arrays (repeated forever, reshuffled every epoch).
+
+    Like `loader` without the tiles: record i is {name: arrays[name][i]};
+    global batch j holds stream elements j * batch_size ... (j + 1) *
+    batch_size - 1 (batches may straddle epochs), this process gets its block
+    of batch_size / shard_count rows; get_state / set_state resume exactly.
+    """
+    batch_size = _check_positive_int("batch_size", batch_size)
+    shard_count = jax.process_count() if shard_count is None else _check_positive_int("shard_count", shard_count)
+    shard_index = jax.process_index() if shard_index is None else shard_index
+    if batch_size % shard_count:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of shard_count {shard_count}")
+    ds = grain.MapDataset.source(ArrayRecords(arrays)).shuffle(seed=seed).repeat(None)
+    ds = ds.batch(batch_size // shard_count, drop_remainder=True)[int(shard_index)::shard_count]
+    return iter(ds.to_iter_dataset())
+
+
+__all__ = ["ArrayRecords", "CentreTile", "RandomTile", "array_loader", "check_tiles_fit", "eval_batches", "loader"]

@@ -9,7 +9,7 @@ from types import ModuleType
 # build_model and make_inference (see jaxdeblur.models). Add new models here.
 MODELS: dict[str, str] = {"kernel_prior": "jaxdeblur.models.kernel_prior",
                           "kernel_space": "jaxdeblur.models.kernel_space", "nafnet": "jaxdeblur.models.nafnet",
-                          "ufpnet": "jaxdeblur.models.ufpnet"}
+                          "region": "jaxdeblur.models.region", "ufpnet": "jaxdeblur.models.ufpnet"}
 
 REQUIRED = ("PRESETS", "make_task", "build_model", "make_inference")
 
