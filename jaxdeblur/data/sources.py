@@ -13,6 +13,8 @@ pipeline (`jaxdeblur.data.pipeline`) crops fixed tiles from them.
   ``root/<sequence>/sharp/<name>`` -> {"blurred", "sharp"}.
 * `SamplePhotos`: photos bundled in scikit-image (no data needed) -> {"sharp"}.
 * `Subset`: a view of some records of another source (e.g. a held-out split).
+* `task_sources`: the (training, validation) sources of a supervised task's
+  folders (what every model's Task reads).
 
 Images are read with `jaxdeblur.io.load_image` (its bit-depth, palette, alpha,
 EXIF and gray-conversion rules apply), lazily, one record per access.
@@ -20,6 +22,7 @@ EXIF and gray-conversion rules apply), lazily, one record per access.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -314,6 +317,27 @@ def split(source: Source, *, held_out: int) -> tuple[Subset, Subset]:
     return Subset(source, range(n - held_out)), Subset(source, range(n - held_out, n))
 
 
+@functools.cache
+def task_sources(data: str | None, val_data: str | None, *, paired: bool, mode: str,
+                 held_out: int) -> tuple[Source, Source]:
+    """(training source, validation source) of a supervised task's folders (cached: folders are listed once).
+
+    Args:
+      data: a folder of sharp images (`ImageFolder`), or of GoPro-layout pairs (`PairedFolder`) when
+        `paired`; None: the scikit-image photos (`SamplePhotos`, no data needed).
+      val_data: the validation folder (same layout); None holds out the last `held_out` records of data
+        (`split`).
+      paired: the folders hold pairs.
+      mode: "gray" or "rgb".
+      held_out: records held out when val_data is None.
+    """
+    folder = PairedFolder if paired else ImageFolder
+    source = SamplePhotos(mode=mode) if data is None else folder(data, mode=mode)
+    if val_data is None:
+        return split(source, held_out=held_out)
+    return source, folder(val_data, mode=mode)
+
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageFolder",
@@ -322,4 +346,5 @@ __all__ = [
     "Source",
     "Subset",
     "split",
+    "task_sources",
 ]

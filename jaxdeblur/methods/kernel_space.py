@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from pathlib import Path
 from typing import Any, Callable
 
 import jax
@@ -138,18 +137,11 @@ class KernelSpaceDIPConfig:
 @functools.lru_cache(maxsize=4)
 def load_operator(weights: str | None) -> tuple[nnx.GraphDef, nnx.State]:
     """(graphdef, state) of the frozen `KernelSpace` named by `weights` (see the module docstring); cached."""
-    from jaxdeblur.models import kernel_space, load  # noqa: PLC0415 - methods load weights, never the reverse
+    from jaxdeblur.models import kernel_space  # noqa: PLC0415 - methods load weights, never the reverse
 
     if weights is None:
-        model = kernel_space.build_model(kernel_space.TINY, rngs=nnx.Rngs(0))
-    elif Path(weights).is_dir():
-        folder = Path(weights).absolute()
-        model = load(f"{folder.parent.name}-{folder.name}", root=folder.parent.parent).model
-    else:
-        model = load(weights).model
-    if not isinstance(model, KernelSpace):
-        raise ValueError(f"weights {weights!r} are not a kernel_space model ({type(model).__name__})")
-    return nnx.split(model)
+        return nnx.split(kernel_space.build_model(kernel_space.TINY, rngs=nnx.Rngs(0)))
+    return nnx.split(kernel_space.load_weights(weights).model)
 
 
 def _operator(cfg: KernelSpaceDIPConfig, shared) -> KernelSpace:

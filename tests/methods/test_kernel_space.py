@@ -24,7 +24,7 @@ from flax import nnx
 METHOD = KernelSpaceDIP()
 TINY = KernelSpaceDIP.presets["tiny"]
 K = 5
-SIZE = 24
+SIZE = 23  # odd, and not a multiple of the code stride: any size works
 OPTS = EngineOptions(progress=False, chunk=4, strategy="map")
 
 

@@ -6,11 +6,13 @@
     code = space.fn.encode(sharp, blurred)           # G: the pair's blur as a code map
     blurred_b = space(sharp_a, blurred_a, sharp_b)   # blur transfer: F(sharp_b, G(sharp_a, blurred_a))
     kernel_space.transfer_blur(sharp_a, blurred_a, sharp_b)      # the same with the shipped CPU weights
+                                                                 # (also `jaxdeblur.transfer_blur`)
 
 The model interface of `jaxdeblur.models`: `PRESETS` (paper / cpu / tiny),
 `make_task`, `build_model`, `make_inference`, `check_metrics`. Modules:
 config, task (training, check set), inference (`KernelSpaceModel`),
-transfer (`transfer_blur`, the least-squares baseline, evaluation pairs).
+transfer (`transfer_blur`, `load_weights`, the least-squares baseline, evaluation
+pairs).
 The network is `jaxdeblur.nets.kernel_space.KernelSpace`; the kernel-space
 DIP deblurring method (`jaxdeblur.methods.kernel_space`) uses its F, frozen.
 """
@@ -23,8 +25,8 @@ from jaxdeblur.models.kernel_space.config import CPU, PAPER, PRESETS, TINY, Kern
 from jaxdeblur.models.kernel_space.inference import KernelSpaceModel
 from jaxdeblur.models.kernel_space.task import (KernelSpaceTask, build_network, check_metrics, check_pairs,
                                                 make_optimizer, make_task, naive_reblur, psnr_per_image)
-from jaxdeblur.models.kernel_space.transfer import (fit_uniform_kernel, naive_transfer, same_blur_pairs,
-                                                    transfer_blur)
+from jaxdeblur.models.kernel_space.transfer import (fit_uniform_kernel, load_weights, naive_transfer,
+                                                    same_blur_pairs, transfer_blur)
 from jaxdeblur.nets.kernel_space import KernelSpace
 
 
@@ -39,6 +41,6 @@ def make_inference(model: KernelSpace, config: KernelSpaceConfig) -> KernelSpace
 
 
 __all__ = ["CPU", "PAPER", "PRESETS", "TINY", "KernelSpaceConfig", "KernelSpaceModel", "KernelSpaceTask",
-           "build_model", "build_network", "check_metrics", "check_pairs", "fit_uniform_kernel", "make_inference",
-           "make_optimizer", "make_task", "naive_reblur", "naive_transfer", "psnr_per_image", "same_blur_pairs",
-           "transfer_blur"]
+           "build_model", "build_network", "check_metrics", "check_pairs", "fit_uniform_kernel", "load_weights",
+           "make_inference", "make_optimizer", "make_task", "naive_reblur", "naive_transfer", "psnr_per_image",
+           "same_blur_pairs", "transfer_blur"]

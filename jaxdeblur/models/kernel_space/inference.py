@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxdeblur.color import rgb_to_gray
 from jaxdeblur.models.kernel_space.config import KernelSpaceConfig
 from jaxdeblur.nets.kernel_space import KernelSpace
 
@@ -24,6 +25,15 @@ def as_batch(images, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
         raise ValueError(f"{name} must be non-empty and finite")
     x4 = x[..., None] if x.ndim == 2 else x
     return (x4[None] if x4.ndim == 3 else x4), x.shape
+
+
+def _with_channels(x4: np.ndarray, channels: int) -> np.ndarray:
+    """(N, H, W, C) images with `channels` channels: RGB -> gray by luma (BT.601), gray -> three equal ones."""
+    if x4.shape[-1] == channels:
+        return x4
+    if channels == 1:
+        return np.asarray(rgb_to_gray(x4))[..., None]
+    return np.repeat(x4, channels, axis=-1)
 
 
 class KernelSpaceModel:
@@ -104,14 +114,22 @@ class KernelSpaceModel:
         Pair i's blur goes to image i of sharp_b (equal batch sizes), or one
         pair's blur to every image of sharp_b. Sizes may differ between a and
         b (the code map is resized to b's grid: a spatially varying blur is
-        stretched with the image); channel counts must match.
+        stretched with the image); channels too: a colour pair is taken as
+        its luma for gray images, a gray pair as three equal channels for
+        colour ones.
         """
         a4, _ = as_batch(sharp_a, "sharp_a")
+        y4, _ = as_batch(blurred_a, "blurred_a")
         b4, _ = as_batch(sharp_b, "sharp_b")
-        if a4.shape[0] not in (1, b4.shape[0]) or a4.shape[-1] != b4.shape[-1]:
+        if a4.shape != y4.shape:
+            raise ValueError(f"sharp_a {np.shape(sharp_a)} and blurred_a {np.shape(blurred_a)} must have the same "
+                             "shape")
+        if a4.shape[0] not in (1, b4.shape[0]):
             raise ValueError(f"sharp_a {np.shape(sharp_a)} must hold one pair or as many as sharp_b "
-                             f"{np.shape(sharp_b)}, with the same channels")
-        code = self.encode(sharp_a, blurred_a)  # (N_a, ...) or, per channel, (N_a * C, ...)
+                             f"{np.shape(sharp_b)}")
+        if a4.shape[-1] != b4.shape[-1]:
+            a4, y4 = (_with_channels(x, b4.shape[-1]) for x in (a4, y4))
+        code = self.encode(a4, y4)  # (N_a, ...) or, per channel, (N_a * C, ...)
         return self.blur(sharp_b, np.tile(code, (b4.shape[0] // a4.shape[0], 1, 1, 1)))
 
     __call__ = transfer

@@ -13,7 +13,6 @@ the pair by least squares, and "psnr_input" of the sharp crop itself (no blur).
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +23,7 @@ from flax import nnx
 from jaxdeblur import losses
 from jaxdeblur.data import degrade as degradation
 from jaxdeblur.data.pipeline import eval_batches, loader
-from jaxdeblur.data.sources import ImageFolder, PairedFolder, SamplePhotos, split
+from jaxdeblur.data.sources import SamplePhotos, task_sources
 from jaxdeblur.forward import blur
 from jaxdeblur.models.kernel_space.config import KernelSpaceConfig
 from jaxdeblur.models.kernel_space.transfer import fit_uniform_kernel, naive_transfer, same_blur_pairs
@@ -55,17 +54,6 @@ def make_optimizer(config: KernelSpaceConfig) -> optax.GradientTransformation:
     periods = [optax.cosine_decay_schedule(config.lr, max(int(n), 1), alpha=alpha) for n in lengths]
     schedule = optax.join_schedules(periods, [int(b) for b in bounds[:-1]]) if len(periods) > 1 else periods[0]
     return optax.adam(schedule, b1=config.betas[0], b2=config.betas[1])
-
-
-@functools.cache
-def _sources(data: str | None, val_data: str | None, paired: bool, channels: int, held_out: int):
-    """(training source, validation source) of a task (cached: folders are listed once)."""
-    mode = "gray" if channels == 1 else "rgb"
-    folder = PairedFolder if paired else ImageFolder
-    source = SamplePhotos(mode=mode) if data is None else folder(data, mode=mode)
-    if val_data is None:
-        return split(source, held_out=held_out)
-    return source, folder(val_data, mode=mode)
 
 
 def _pair(batch: dict, *, host: bool = False) -> dict:
@@ -103,7 +91,8 @@ class KernelSpaceTask(Task):
 
     def _sources(self):
         cfg = self.config
-        return _sources(self.data, self.val_data, cfg.paired, cfg.channels, cfg.held_out)
+        mode = "gray" if cfg.channels == 1 else "rgb"
+        return task_sources(self.data, self.val_data, paired=cfg.paired, mode=mode, held_out=cfg.held_out)
 
     def init_model(self, rngs: nnx.Rngs) -> KernelSpace:
         return build_network(self.config, rngs)

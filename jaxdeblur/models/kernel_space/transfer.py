@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -109,13 +110,37 @@ def naive_transfer(sharp_a, blurred_a, sharp_b, *, kernel_size: int) -> np.ndarr
 
 
 @functools.lru_cache(maxsize=4)
-def _shipped(name: str) -> KernelSpaceModel:
+def _load(name: str, root: str | None):
     from jaxdeblur.models.weights import load  # noqa: PLC0415 - weights import the registry, which imports us lazily
 
-    return load(name).fn
+    return load(name, root=root)
 
 
-def transfer_blur(sharp_a, blurred_a, sharp_b, *, model: KernelSpaceModel | None = None) -> np.ndarray:
+def load_weights(weights: str | Path = DEFAULT_WEIGHTS):
+    """The kernel-space `Pretrained` named by `weights`: a shipped name ("kernel_space-cpu") or a weights
+    folder (<root>/kernel_space/<preset>, as `jaxdeblur train --export` writes it); loaded once and kept.
+
+    Raises ValueError (unknown name, another model's weights) or FileNotFoundError (no such weights).
+    """
+    if Path(weights).is_dir():
+        folder = Path(weights).absolute()
+        pretrained = _load(f"{folder.parent.name}-{folder.name}", str(folder.parent.parent))
+    else:
+        pretrained = _load(str(weights), None)
+    if not isinstance(pretrained.fn, KernelSpaceModel):
+        raise ValueError(f"weights {str(weights)!r} are not a kernel_space model ({pretrained.name})")
+    return pretrained
+
+
+def _check_unit_range(images, name: str) -> None:
+    """`as_batch`'s checks (rank, channels, finite), and values in [0, 1]: one-line ValueErrors naming `name`."""
+    x4, _ = as_batch(images, name)
+    low, high = float(x4.min()), float(x4.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"{name} must hold values in [0, 1] (float images), got values in [{low:.4g}, {high:.4g}]")
+
+
+def transfer_blur(sharp_a, blurred_a, sharp_b, *, weights=DEFAULT_WEIGHTS) -> np.ndarray:
     """sharp_b blurred with the blur of the pair(s) (sharp_a, blurred_a), through the learned blur kernel space.
 
     F(sharp_b, G(sharp_a, blurred_a)), clamped to [0, 1]: uniform or
@@ -123,21 +148,30 @@ def transfer_blur(sharp_a, blurred_a, sharp_b, *, model: KernelSpaceModel | None
     pair's blur on many sharp images).
 
     Args:
-      sharp_a, blurred_a: the source pair(s), (H, W), (H, W, C) or (N, H, W, C), equal shapes, float in [0, 1].
-      sharp_b: the image(s) to blur, with as many images as pairs, or any number for one pair; its size may
-        differ from a's (the code map is resized to b's grid).
-      model: a `KernelSpaceModel` (`jaxdeblur.models.load("kernel_space-<preset>")` or its `.fn`); default:
-        the shipped CPU weights (gray: colour images are handled channel by channel).
+      sharp_a, blurred_a: the source pair(s), (H, W), (H, W, C) or (N, H, W, C) with C in (1, 3), equal
+        shapes, float in [0, 1].
+      sharp_b: the image(s) to blur, (H', W'), (H', W', C') or (N', H', W', C'): as many images as pairs
+        (pair i -> image i), or any number for one pair. Its size may differ from a's (the code map is
+        resized to b's grid); its channels too (a colour pair is taken as its luma for gray images, a gray
+        pair as three equal channels for colour ones).
+      weights: a shipped weights name ("kernel_space-cpu", the default: gray, colour images channel by
+        channel), a weights folder, or a loaded model (`jaxdeblur.models.load(...)` or its `.fn`).
 
     Returns:
       blurred_b, float32 of sharp_b's shape.
+
+    Raises:
+      ValueError: a bad shape (rank, channels, a pair of unequal shapes, pairs not matching sharp_b's
+        batch), a non-finite value or a value outside [0, 1] (one line naming the argument).
     """
-    if model is None:
-        model = _shipped(DEFAULT_WEIGHTS)
-    model = getattr(model, "fn", model)  # a Pretrained wraps the KernelSpaceModel
+    if isinstance(weights, (str, Path)):
+        weights = load_weights(weights)
+    model = getattr(weights, "fn", weights)  # a Pretrained wraps the KernelSpaceModel
     if not isinstance(model, KernelSpaceModel):
-        raise TypeError(f"model must be a KernelSpaceModel or a loaded kernel_space Pretrained, got "
-                        f"{type(model).__name__}")
+        raise TypeError(f"weights must be a weights name or folder, a KernelSpaceModel or a loaded kernel_space "
+                        f"Pretrained, got {type(model).__name__}")
+    for name, images in (("sharp_a", sharp_a), ("blurred_a", blurred_a), ("sharp_b", sharp_b)):
+        _check_unit_range(images, name)
     return model.transfer(sharp_a, blurred_a, sharp_b)
 
 
@@ -167,4 +201,5 @@ def same_blur_pairs(key, tiles_a, tiles_b, cfg: DegradeConfig) -> dict:
             "kernel_grid": pair["kernel_grid"]}
 
 
-__all__ = ["DEFAULT_WEIGHTS", "fit_uniform_kernel", "naive_transfer", "same_blur_pairs", "transfer_blur"]
+__all__ = ["DEFAULT_WEIGHTS", "fit_uniform_kernel", "load_weights", "naive_transfer", "same_blur_pairs",
+           "transfer_blur"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +12,7 @@ from flax import nnx
 
 from jaxdeblur.data import degrade as degradation
 from jaxdeblur.data.pipeline import eval_batches, loader
-from jaxdeblur.data.sources import ImageFolder, PairedFolder, SamplePhotos, split
+from jaxdeblur.data.sources import SamplePhotos, task_sources
 from jaxdeblur.models.nafnet.config import NAFNetConfig
 from jaxdeblur.nets.nafnet import NAFNet, restore
 from jaxdeblur.train.task import Task
@@ -29,20 +28,6 @@ def build_network(config: NAFNetConfig, rngs: nnx.Rngs) -> NAFNet:
     """The NAFNet of `config`, freshly initialised."""
     return NAFNet(config.channels, config.width, config.enc_blocks, config.middle_blocks, config.dec_blocks,
                   rngs=rngs)
-
-
-@functools.cache
-def _sources(data: str | None, val_data: str | None, paired: bool, channels: int, held_out: int):
-    """(training source, validation source) of a task (cached: folders are listed once)."""
-    mode = "gray" if channels == 1 else "rgb"
-    if data is None:
-        source = SamplePhotos(mode=mode)
-    else:
-        source = PairedFolder(data, mode=mode) if paired else ImageFolder(data, mode=mode)
-    if val_data is None:
-        return split(source, held_out=held_out)
-    val = PairedFolder(val_data, mode=mode) if paired else ImageFolder(val_data, mode=mode)
-    return source, val
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +55,8 @@ class NAFNetTask(Task):
 
     def _sources(self):
         cfg = self.config
-        return _sources(self.data, self.val_data, cfg.paired, cfg.channels, cfg.held_out)
+        mode = "gray" if cfg.channels == 1 else "rgb"
+        return task_sources(self.data, self.val_data, paired=cfg.paired, mode=mode, held_out=cfg.held_out)
 
     def init_model(self, rngs: nnx.Rngs) -> NAFNet:
         return build_network(self.config, rngs)

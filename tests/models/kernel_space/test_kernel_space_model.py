@@ -59,15 +59,17 @@ def test_transfer_any_size_batches_and_colour(trained_tiny):
     loaded = models.load("kernel_space-tiny", root=trained_tiny[0])
     rng = np.random.default_rng(0)
     a, b = rng.uniform(size=(2, 13, 21, 3)).astype(np.float32), rng.uniform(size=(3, 30, 17, 3)).astype(np.float32)
-    one = ks.transfer_blur(a[:1], a[:1], b, model=loaded)  # one pair's blur on three images of another size
+    one = ks.transfer_blur(a[:1], a[:1], b, weights=loaded)  # one pair's blur on three images of another size
     assert one.shape == b.shape and 0 <= one.min() and one.max() <= 1
     code = loaded.fn.encode(a, a)  # gray model: one code map per image and channel
     assert code.shape == (6, *loaded.fn.code_shape(13, 21))
-    assert ks.transfer_blur(a[0, ..., 0], a[0, ..., 0], b[1, ..., 0], model=loaded).shape == (30, 17)
+    assert ks.transfer_blur(a[0, ..., 0], a[0, ..., 0], b[1, ..., 0], weights=loaded).shape == (30, 17)
+    folder = trained_tiny[0] / "kernel_space" / "tiny"  # weights by folder, as `jaxdeblur train --export` writes
+    np.testing.assert_allclose(ks.transfer_blur(a[:1], a[:1], b, weights=folder), one, atol=1e-6)
     with pytest.raises(ValueError, match="sharp_a"):
-        ks.transfer_blur(a, a, b, model=loaded)  # 2 pairs for 3 images
+        ks.transfer_blur(a, a, b, weights=loaded)  # 2 pairs for 3 images
     with pytest.raises(TypeError, match="KernelSpaceModel"):
-        ks.transfer_blur(a, a, a, model=object())
+        ks.transfer_blur(a, a, a, weights=object())
 
 
 def test_least_squares_kernel_recovers_a_uniform_blur():
