@@ -37,7 +37,7 @@ from jaxdeblur.color import rgb_to_ycbcr, ycbcr_to_rgb
 from jaxdeblur.config import compress_schedule, override
 from jaxdeblur.deconv import hyper_laplacian
 from jaxdeblur.engine.checkpoint import find_runs, newest_step, write_run_record
-from jaxdeblur.engine.runner import EngineOptions, notify
+from jaxdeblur.engine.runner import EngineOptions, image_offset, notify
 from jaxdeblur.methods import get_method
 from jaxdeblur.regions import resolve_region
 
@@ -357,7 +357,7 @@ def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[Debl
         ys = np.stack([plan.fitted[i] for i in group.members])
         keys = jax.numpy.stack([jax.random.key(plan.seeds[i]) for i in group.members])
         out = algorithm.run(plan.config, ys, group.kernel_size, keys, opts)
-        oy, ox = (group.kernel_size[0] - 1) // 2, (group.kernel_size[1] - 1) // 2
+        oy, ox = image_offset(algorithm, plan.config, group.kernel_size)  # the method's crop of its latent
         h, w = group.shape[:2]
         for j, i in enumerate(group.members):
             window = plan.images[i] if plan.regions[i] is None else _crop(plan.images[i], plan.regions[i])

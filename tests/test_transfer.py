@@ -1,4 +1,4 @@
-"""`jaxdeblur.transfer_blur` / `jaxdeblur transfer`: blur transfer with the shipped kernel-space weights, small sizes."""
+"""`jaxdeblur.transfer_blur` / `jaxdeblur transfer`: blur transfer with the shipped kernel-space weights, small."""
 
 import numpy as np
 import pytest

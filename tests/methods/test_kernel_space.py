@@ -135,3 +135,20 @@ def test_operator_on_other_channel_counts_and_the_perceptual_term():
     with pytest.raises(TypeError, match="KernelSpaceDIPConfig"):
         METHOD.run(jaxdeblur.methods.SelfDeblur.presets["tiny"], np.stack([blurred(0)]), (K, K),
                    jnp.stack([jax.random.key(0)]), OPTS)
+
+
+def test_through_the_api_and_the_command(single, tmp_path):
+    """`jaxdeblur.deblur(method="kernel_space")` crops the method's own latent (the image itself, offset 0)."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from jaxdeblur.cli import app
+
+    result = jaxdeblur.deblur(blurred(0)[..., 0], K, method="kernel_space", preset="tiny", seed=3, finish=False)
+    assert result.image.shape == (SIZE, SIZE) and set(result.extras) >= {"code", "reblurred"}
+    np.testing.assert_allclose(result.image, single.latents[0, ..., 0], atol=1e-5)
+    Image.fromarray((blurred(0)[..., 0] * 255).round().astype(np.uint8)).save(tmp_path / "y.png")
+    out = CliRunner().invoke(app, ["deblur", str(tmp_path / "y.png"), "-o", str(tmp_path / "out"), "-k", str(K),
+                                   "--method", "kernel_space", "--preset", "tiny", "--no-finish"])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "out" / "y_restored.png").is_file() and (tmp_path / "out" / "y.json").is_file()
