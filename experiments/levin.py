@@ -34,15 +34,16 @@ PAPER = {"selfdeblur": {"psnr": 33.07, "ssim": 0.931}, "uncertainty": {"psnr": 3
 
 
 def spread(items: list, n: int) -> list:
-    """n of the 32 Levin items covering every image and kernel: item k is (image k % 4, kernel k % 8).
+    """n distinct Levin items of the 32, spread over images and kernels: item k is (image (k + k // 8) % 4, kernel k % 8).
 
-    n = 32 gives all items (in another order); n = 8 gives each kernel once and each image twice.
+    n = 8 gives each kernel once and each image twice; every further 8 give each kernel once more, on the
+    next image (image k % 4 alone would repeat the first 8 items from n = 9 on); n = 32 gives all items.
     """
     if not 1 <= n <= len(items):
         raise SystemExit(f"--images must be in 1..{len(items)}, got {n}")
     if n == len(items):
         return items
-    return [items[(k % 4) * 8 + k % 8] for k in range(n)]
+    return [items[((k + k // 8) % 4) * 8 + k % 8] for k in range(n)]
 
 
 def load_record(path: Path, header: dict) -> dict:
