@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-all demo bench clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml setup.py
 # Two workers (pytest-xdist), a test file per worker so module fixtures share their compiled programs.
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# Also the tests marked slow (heavier variants of tests in the default suite; minutes more on 2 cores).
+test-all: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --runslow $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/jaxdeblur demo --out demo_output --overwrite

@@ -90,6 +90,7 @@ def test_same_seed_same_result_other_seed_differs(single):
     assert np.abs(other.latents - single.latents).max() > 1e-4
 
 
+@pytest.mark.slow  # the engine's batch == single is in the default suite (tests/engine); run with --runslow
 def test_batch_equals_single(single):
     pair = run([blurred(0), blurred(1)], [3, 5])
     alone = run([blurred(1)], [5])

@@ -216,6 +216,7 @@ def test_cli_end_to_end(stepped, tmp_path):
     assert {"mont_data", "mont_variance"} <= set(record["final_losses"])
 
 
+@pytest.mark.slow  # the engine's batch == single is in the default suite (tests/engine); run with --runslow
 def test_batch_equals_single(stepped):
     ys = [blurred(1), blurred(2)]
     batch = jaxdeblur.deblur_batch(ys, K, method="uncertainty", preset="tiny", config={"iterations": 2}, seeds=[5, 6],

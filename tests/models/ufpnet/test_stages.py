@@ -8,6 +8,11 @@ one tiny stage-2 step (the trainer's compiled step, scikit-image photos) is shar
 import dataclasses
 
 import pytest
+
+# Stage 2 compiles the whole UFPNet's train step (about a minute on the 2-core CI machine): opt-in with
+# --runslow (make test-all). Stage 1 (tests/models/ufpnet/test_ufpnet_model.py) and the shipped weights
+# (test_shipped.py) run in the default suite.
+pytestmark = pytest.mark.slow
 from flax import nnx
 
 from jaxdeblur import models
