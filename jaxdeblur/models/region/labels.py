@@ -150,6 +150,15 @@ def _save_npz(path: Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
+def cache_path(data, config: RegionConfig, *, cache_dir=None) -> Path:
+    """Where `cached_labels` keeps (or will keep) the merged labels of `data` for `config` (labels.npz)."""
+    from jaxdeblur.data.sources import ImageFolder
+
+    source = ImageFolder(data, mode="gray")
+    return (Path(DEFAULT_CACHE if cache_dir is None else cache_dir)
+            / cache_id(config, _folder_listing(source.paths, source.root)) / "labels.npz")
+
+
 def cached_labels(data, config: RegionConfig, *, cache_dir=None, rebuild: bool = False,
                   log: Callable[[str], None] | None = None, chunk: int = CHUNK_IMAGES) -> dict[str, np.ndarray]:
     """`make_labels` of every image under the folder `data` (gray), cached on disk (see the module docstring).
@@ -197,4 +206,4 @@ def cached_labels(data, config: RegionConfig, *, cache_dir=None, rebuild: bool =
 
 
 __all__ = ["LABEL_FIELDS", "DEFAULT_CACHE", "window_origins", "degrade_image", "make_labels", "labels_of",
-           "cache_id", "cached_labels"]
+           "cache_id", "cache_path", "cached_labels"]

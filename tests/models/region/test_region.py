@@ -19,12 +19,16 @@ from jaxdeblur.cli import app
 from jaxdeblur.data.sources import ImageFolder
 from jaxdeblur.io import save_image
 from jaxdeblur.models import region
-from jaxdeblur.models.region import TINY, RegionScorer, make_labels, make_task, select_region
+from jaxdeblur.models.region import TINY, RegionScorer, labels, make_labels, make_task, roc_auc, select_region
 from jaxdeblur.models.region.labels import cached_labels
+from jaxdeblur.models.region.task import default_data
 from jaxdeblur.nets.region_cnn import RegionCNN
 from jaxdeblur.train import train
 from jaxdeblur.train.parallel import data_mesh
 from jaxdeblur.train.program import program_for
+
+
+SQUARE = 32  # the image side of tests/test_map_method.py: the estimator's compiled program is shared
 
 
 def _image(seed, size=32):
@@ -133,15 +137,23 @@ def test_shipped_cpu_weights_reproduce_their_manifest(tmp_path):
         pytest.fail("checkpoints/region/cpu is missing: the CPU region classifier must ship with the package")
     loaded = models.load("region-cpu")
     metrics = loaded.manifest["metrics"]
-    check = region.check_metrics(loaded.fn, loaded.config)
-    for name, value in check.items():
+    for name, value in region.check_metrics(loaded.fn, loaded.config).items():
         assert value == pytest.approx(metrics[name], abs=1e-4)
     assert metrics["auc"] > 0.5 and 0 < metrics["accuracy"] <= 1
-    image = np.full((96, 96), 0.5, np.float32)
-    image[40:80, 8:48] = np.random.default_rng(1).uniform(0, 1, (40, 40))
+    # the held-out split, when this machine has the cached labels (building them takes half an hour)
+    path = labels.cache_path(default_data(), loaded.config)
+    if path.exists():
+        rec = labels.cached_labels(default_data(), loaded.config)
+        held = rec["held_out"]
+        p = loaded.fn(rec["patches"][held].astype(np.float32) / 255.0)
+        assert float(np.mean((p > 0.5) == (rec["labels"][held] > 0.5))) == pytest.approx(metrics["accuracy"], abs=1e-3)
+        assert float(roc_auc(jnp.asarray(p), jnp.asarray(rec["labels"][held]))) == pytest.approx(metrics["auc"],
+                                                                                                 abs=1e-3)
+    image = np.full((SQUARE, SQUARE), 0.5, np.float32)
+    image[8:24, 4:20] = np.random.default_rng(1).uniform(0, 1, (16, 16))
     save_image(tmp_path / "square.png", image)
     res = CliRunner().invoke(app, ["deblur", str(tmp_path / "square.png"), "-o", str(tmp_path / "out"), "-k", "5",
                                    "--method", "map", "--preset", "tiny", "--region", "cnn"])
     assert res.exit_code == 0, res.output
     record = json.loads((tmp_path / "out" / "square.json").read_text())
-    assert record["region"]["w"] == 96 and record["method"] == "map"
+    assert record["region"] == {"x": 0, "y": 0, "w": SQUARE, "h": SQUARE} and record["method"] == "map"
