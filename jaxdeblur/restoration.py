@@ -7,7 +7,11 @@
 The command writes, per input, <stem>_restored.png (the input's mode: grey
 stays grey, colour stays colour), <stem>_figure.png (before / after) and
 <stem>.json, through `jaxdeblur.outputs` (unique names, no overwrite without
---overwrite, atomic files).
+--overwrite, atomic files). A model that also estimates a kernel field
+(UFPNet: `--model ufpnet-cpu`) adds <stem>_kernels.png: its per-pixel kernels
+drawn on a grid over the input, the restoration and the uncertainty (sigma)
+map. In Python, `jaxdeblur.models.load("ufpnet-cpu")(image)` returns the field
+itself (`UFPNetResult.kernels`, `.sigma`).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import typer
 
 DEFAULT_MODEL = "nafnet-cpu"
 RESTORE_FILES = {"restored": "{stem}_restored.png", "figure": "{stem}_figure.png", "json": "{stem}.json"}
+KERNEL_FIELD_FILE = {"kernels": "{stem}_kernels.png"}
 WHAT_EACH_FILE_IS = {"restored": "the network's restoration of the input",
                      "figure": "the input beside its restoration",
-                     "json": "the model, its manifest (training data, steps, metrics) and timings"}
+                     "json": "the model, its manifest (training data, steps, metrics) and timings",
+                     "kernels": "the estimated per-pixel kernels on a grid over the input, and the sigma map"}
 
 
 @functools.lru_cache(maxsize=4)
@@ -39,10 +45,14 @@ def restore(image, *, model: str = DEFAULT_MODEL) -> np.ndarray:
 
     `model` is a shipped model name (`jaxdeblur.models.available()`); it is
     loaded once and kept. A model whose inference returns more than an image
-    (e.g. a kernel field) has it in `.image`; this returns the image.
+    (UFPNet: a kernel field) has the image in `.restored`; this returns the image.
     """
-    out = _pretrained(model)(np.asarray(image, np.float32))
-    return np.asarray(getattr(out, "image", out))
+    return _restoration(_pretrained(model)(np.asarray(image, np.float32)))
+
+
+def _restoration(out) -> np.ndarray:
+    """The image of a model's output: the output itself, or its `.restored` (models that return more)."""
+    return np.asarray(getattr(out, "restored", out))
 
 
 def restore_command(
@@ -55,18 +65,25 @@ def restore_command(
     from jaxdeblur import outputs
     from jaxdeblur.io import load_image
 
-    plans = outputs.plan_outputs(inputs, out, files=RESTORE_FILES)
+    pretrained = _pretrained(model)
+    field = getattr(pretrained.fn, "estimates_kernels", False)
+    plans = outputs.plan_outputs(inputs, out, files={**RESTORE_FILES, **(KERNEL_FIELD_FILE if field else {})})
     outputs.check_writable(plans, overwrite=overwrite)
     images = [load_image(p, mode="auto") for p in inputs]  # every file read (and checked) before any work
-    pretrained = _pretrained(model)
     for plan, image in zip(plans, images):
         if plan.renamed:
             typer.echo(f"{plan.source} -> {plan.stem}_* (another input has the same name)", err=True)
         t0 = time.perf_counter()
-        restored = restore(image, model=model)
+        result = pretrained(image)
+        restored = _restoration(result)
         seconds = time.perf_counter() - t0
         paths = plan.paths
         outputs.write_image(paths["restored"], restored)
+        if field:
+            from jaxdeblur.models.ufpnet.figures import kernel_field_figure
+
+            with outputs.atomic_path(paths["kernels"]) as tmp:
+                kernel_field_figure(tmp, image, result, title=f"{plan.stem}: {model}")
         outputs.write_before_after(paths["figure"], image, restored, title=f"{plan.stem}: {model}")
         outputs.write_json(paths["json"], {
             "input": str(plan.source), "model": model, "shape": list(image.shape), "seconds": round(seconds, 3),

@@ -60,6 +60,8 @@ class UFPNetRestorer:
         codes are the predicted means).
     """
 
+    estimates_kernels = True  # its results carry a kernel field (`jaxdeblur restore` draws it)
+
     def __init__(self, model: UFPNet, config: UFPNetConfig, *, rows_per_chunk: int | None = None):
         self.config = config
         self.rows_per_chunk = rows_per_chunk
