@@ -15,7 +15,7 @@ Presets, each derived from the one above with `dataclasses.replace`:
   Yang et al.'s rolling-bilateral estimator (here: `jaxdeblur.estimate`, Pan
   et al.'s L0 prior, the estimator the paper's own experiments use). Its
   228 + 54 px tiles need images larger than train400's 180 x 180.
-- ``cpu``: trains in about half an hour on the shared 2-core CPU from train400: 128 x 128
+- ``cpu``: meant to train in about half an hour on 2 CPU cores from train400: 128 x 128
   windows (a 180 px image blurred "valid" by a 27 x 27 support leaves 154 x 154:
   2 x 2 windows at a shift of 26 px), kernels of support 27 (the largest Levin
   size), 3 kernels per image (4,800 patches, the last 40 images' 480 held
@@ -23,7 +23,10 @@ Presets, each derived from the one above with `dataclasses.replace`:
   basic block per stage, widths (16, 32, 64, 128), a 5 x 5 stem (0.31 M
   parameters); Adam (lr 1e-3, cosine decay) instead of SGD from scratch,
   1,600 steps of batch 32 (~12 epochs of the 4,320 training windows), random flips / 90-degree rotations
-  (a flipped window's kernel is the flipped kernel: the label stands).
+  (a flipped window's kernel is the flipped kernel: the label stands). A plain
+  nnx step of batch 32 took 0.27 s on the 2 cores at low load; in the trainer
+  on the shared machine (load ~10) 3-4 s, so the shipped weights stopped at
+  step 400 (see their manifest).
 - ``tiny``: 24 x 24 windows, 5 x 5 kernels, the estimator's "tiny" preset, a
   two-stage net of width 4 / 8, for tests (seconds).
 """
