@@ -110,8 +110,10 @@ def markdown(record: dict) -> str:
     m = record["machine"]
     lines = [f"# Levin within a CPU budget: {len(record['items'])} images, DIP methods and the MAP estimator", "",
              f"Machine: {m['processor']}, {m['cpu_count']} CPU cores ({m['backend']}, jax {m['jax']}), "
-             f"SHARED with other jobs (load average at the start {record.get('load_start')}, at the end "
-             f"{record.get('load_end')}); the DIP runs at nice 5. Seed {record['seed']}. Items: "
+             f"SHARED with other jobs (load average, start / end of each run: "
+             + ("; ".join(f"{k}: {v['load_start']} / {v['load_end']}" for k, v in record["combined_from"].items())
+                if record.get("combined_from") else f"{record.get('load_start')} / {record.get('load_end')}")
+             + f"); the DIP runs at nice 5. Seed {record['seed']}. Items: "
              + ", ".join(record["items"]) + ". Kernel sizes: SelfDeblur's per item unless the setting names one support for all. Time per image = wall time of its "
              "batched call (iterations and finishing step; the first call of a shape also compiles) / its images.", "",
              "Aligned PSNR (dB) / SSIM (Levin's protocol: 15 px crop, shifts up to 5 px); ISNR = aligned PSNR "
@@ -146,7 +148,7 @@ def markdown(record: dict) -> str:
                      f"{np.mean(list(record['blurred_psnr'].values())):.2f} | | 0 | | | | |")
     lines += [""] + notes if notes else []
     lines += ["", "Per image, PSNR of image / deconvolved (ISNR of the deconvolved), seconds per image:", "",
-              "| item | k | blurred | " + " | ".join(record["methods"]) + (" | MAP |" if record.get("map") else " |"),
+              "| item | SelfDeblur's k | blurred | " + " | ".join(record["methods"]) + (" | MAP |" if record.get("map") else " |"),
               "|---|---|---|" + "---|" * (len(record["methods"]) + bool(record.get("map")))]
     for name in record["items"]:
         cells, blurred, k = [], "", ""
@@ -155,7 +157,7 @@ def markdown(record: dict) -> str:
             if row is None:
                 cells.append("")
                 continue
-            blurred, k = f"{row['blurred_psnr']:.2f}", row["kernel_size"]
+            blurred, k = f"{row['blurred_psnr']:.2f}", levin_kernel_size(name)
             image = f"{row['image']['psnr']:.2f}" if row["image"] else "(window)"
             cells.append(f"{image} / {row['deconvolved']['psnr']:.2f} "
                          f"({row['deconvolved']['isnr']:+.2f}), {row['wall_s_per_image']:.0f} s")
