@@ -137,8 +137,8 @@ def test_kernel_estimated_on_a_window_then_the_whole_image_deconvolved():
         plan_batch([big], K, preset="tiny", region="auto", finish=False)
     with pytest.raises(ValueError, match="does not lie inside"):
         plan_batch([big], K, preset="tiny", region=(20, 0, SIZE, SIZE))
-    with pytest.raises(ValueError, match="unknown region selector 'cnn'"):
-        plan_batch([big], K, preset="tiny", region="cnn")
+    with pytest.raises(ValueError, match="unknown region selector 'sharpest'"):
+        plan_batch([big], K, preset="tiny", region="sharpest")
 
 
 def test_auto_window_is_the_most_textured_one():
