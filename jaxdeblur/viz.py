@@ -59,6 +59,11 @@ def result_figure(path: str | Path, blurred, restored, kernel, *, deconvolved=No
         ax.set_title("loss", fontsize=9)
         ax.legend(fontsize=7)
         ax.tick_params(labelsize=7)
+    return save_figure(fig, path, title=title)
+
+
+def save_figure(fig, path: str | Path, *, title: str = "") -> Path:
+    """Writes `fig` as a PNG at `path` (110 dpi; folders created; optional suptitle), closes it, returns the path."""
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -74,11 +79,4 @@ def before_after_figure(path: str | Path, before, after, *, title: str = "") -> 
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4))
     _show(axes[0], before, "input")
     _show(axes[1], after, "restored")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title=title)

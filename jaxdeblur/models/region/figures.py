@@ -20,6 +20,8 @@ def score_map_figure(path: str | Path, image, choice, *, others: dict | None = N
     import matplotlib.patches as patches
     import matplotlib.pyplot as plt
 
+    from jaxdeblur.viz import save_figure
+
     image = np.asarray(image)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     left.imshow(np.clip(image, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
@@ -40,12 +42,7 @@ def score_map_figure(path: str | Path, image, choice, *, others: dict | None = N
     right.set_xlabel("x (px)")
     right.set_ylabel("y (px)")
     fig.colorbar(shown, ax=right, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 __all__ = ["score_map_figure"]

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxdeblur.viz import save_figure  # noqa: E402
+
 
 def grid_points(size: tuple[int, int], grid: tuple[int, int]) -> list[tuple[int, int]]:
     """(row, column) pixel centres of a (gh, gw) grid of cells over an image of `size` (H, W)."""
@@ -80,14 +82,7 @@ def kernel_field_figure(path: str | Path, blurred, result, *, grid: tuple[int, i
     axes[-1].set_title(f"sigma (mean {float(sigma.mean()):.3f})", fontsize=9)
     axes[-1].axis("off")
     fig.colorbar(shown, ax=axes[-1], fraction=0.046, pad=0.04)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title=title)
 
 
 __all__ = ["draw_kernels", "grid_points", "kernel_field_figure"]
