@@ -64,7 +64,8 @@ from jaxdeblur.data.sources import ImageFolder  # noqa: E402
 from jaxdeblur.engine.runner import EngineOptions, image_offset  # noqa: E402
 from jaxdeblur.methods import METHODS  # noqa: E402
 from jaxdeblur.metrics import aligned_psnr_ssim  # noqa: E402
-from jaxdeblur.models.kernel_space import naive_transfer, psnr_per_image, same_blur_pairs, transfer_blur  # noqa: E402
+from jaxdeblur.metrics import psnr_per_image  # noqa: E402
+from jaxdeblur.models.kernel_space import naive_transfer, same_blur_pairs, transfer_blur  # noqa: E402
 
 KERNEL = 13
 CROP, MAX_SHIFT = 4, 3.0  # px cropped and largest shift searched by the aligned scores

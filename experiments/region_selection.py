@@ -258,7 +258,7 @@ def main(argv=None):
         f3 = {n: v["fraction_error_ratio_at_most"]["3"] for n, v in summary.items()}
         others = {n: f3[n] for n in f3 if n != "cnn"}
         leads = all(f3["cnn"] > v for v in others.values())
-        verdict = (f"Success rate (ER <= 3): " + ", ".join(f"{n} {v:.2f}" for n, v in f3.items())
+        verdict = ("Success rate (ER <= 3): " + ", ".join(f"{n} {v:.2f}" for n, v in f3.items())
                    + f". The CNN window {'leads' if leads else 'does NOT lead'} every other strategy at r = 3; "
                    f"lowest mean ER: {best}.")
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import numpy as np

@@ -13,6 +13,7 @@ model's manifest wins):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -121,3 +122,31 @@ def load(name: str, *, preset: str | None = None, root: str | Path | None = None
     model = nnx.merge(graphdef, restore_state(folder, abstract_state))
     return Pretrained(name=f"{model_name}-{preset}", config=config, manifest=manifest, folder=folder, model=model,
                       fn=module.make_inference(model, config))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_once(name: str, root: str | None) -> Pretrained:
+    return load(name, root=root)
+
+
+def load_weights(weights: str | Path, *, model: str) -> Pretrained:
+    """The `Pretrained` of `model` named by `weights`: a shipped name ("ufpnet-cpu") or a weights folder
+    <root>/<model>/<preset> (as `jaxdeblur train --export` writes it); loaded once per process and kept.
+
+    Raises:
+      ValueError: the weights hold another model than `model` (or a bad name).
+      FileNotFoundError: no such weights, or a folder without a manifest.
+    """
+    folder = Path(weights)
+    if folder.is_dir() or "/" in str(weights):
+        if not (folder / MANIFEST).is_file():
+            raise FileNotFoundError(f"{weights} is not a weights folder (no {MANIFEST}); pass the folder an export "
+                                    "wrote, <root>/<model>/<preset>")
+        folder = folder.absolute()
+        name, root = f"{folder.parent.name}-{folder.name}", str(folder.parent.parent)
+    else:
+        name, root = str(weights), None
+    found = split_name(name)[0]
+    if found != model:
+        raise ValueError(f"weights {str(weights)!r} hold a {found!r} model, expected {model!r}")
+    return _load_once(name, root)

@@ -17,7 +17,7 @@ from jaxdeblur.config import compress_schedule
 from jaxdeblur.engine import checkpoint as checkpoint_module
 from jaxdeblur.engine.runner import EngineOptions, _get_program, image_offset, method_latent_shape
 from jaxdeblur.methods import get_method
-from jaxdeblur.methods.kernel_space import (KernelSpaceDIP, KernelSpaceDIPConfig, apply_operator, load_operator,
+from jaxdeblur.methods.kernel_space import (KernelSpaceDIP, apply_operator, load_operator,
                                             perceptual_distance)
 from flax import nnx
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 import jaxdeblur
-from jaxdeblur.engine.fitting import FitSettings, fit_generators
+from jaxdeblur.engine.fitting import fit_generators
 from jaxdeblur.engine.multiscale import resample_kernels, resample_latents, scale_plan
 from jaxdeblur.engine.runner import EngineOptions, init_batch
 from jaxdeblur.methods import kotera as kotera_module
-from jaxdeblur.methods.kotera import NEVER, Kotera, KoteraConfig, stage_config
+from jaxdeblur.methods.kotera import NEVER, Kotera
 
 QUIET = EngineOptions(progress=False, chunk=10, strategy="map")
 SMALL = dict(channels_down=(4,), channels_up=(4,), channels_skip=(2,), nonlocal_levels=(), input_channels=2,

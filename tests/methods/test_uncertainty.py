@@ -20,7 +20,6 @@ from jaxdeblur.engine.runner import EngineOptions, init_batch, latent_shape, run
 from jaxdeblur.methods import get_method
 from jaxdeblur.methods.uncertainty import (
     Uncertainty,
-    UncertaintyConfig,
     ablation_config,
     kernel_moments,
     mc_kernel_samples,

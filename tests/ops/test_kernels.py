@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
 from scipy.signal import correlate2d
 
 from jaxdeblur import kernels as K

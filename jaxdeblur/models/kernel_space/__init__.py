@@ -24,7 +24,7 @@ from flax import nnx
 from jaxdeblur.models.kernel_space.config import CPU, PAPER, PRESETS, TINY, KernelSpaceConfig
 from jaxdeblur.models.kernel_space.inference import KernelSpaceModel
 from jaxdeblur.models.kernel_space.task import (KernelSpaceTask, build_network, check_metrics, check_pairs,
-                                                make_optimizer, make_task, naive_reblur, psnr_per_image)
+                                                make_optimizer, make_task, naive_reblur)
 from jaxdeblur.models.kernel_space.transfer import (fit_uniform_kernel, load_weights, naive_transfer,
                                                     same_blur_pairs, transfer_blur)
 from jaxdeblur.nets.kernel_space import KernelSpace
@@ -42,5 +42,5 @@ def make_inference(model: KernelSpace, config: KernelSpaceConfig) -> KernelSpace
 
 __all__ = ["CPU", "PAPER", "PRESETS", "TINY", "KernelSpaceConfig", "KernelSpaceModel", "KernelSpaceTask",
            "build_model", "build_network", "check_metrics", "check_pairs", "fit_uniform_kernel", "load_weights",
-           "make_inference", "make_optimizer", "make_task", "naive_reblur", "naive_transfer", "psnr_per_image",
+           "make_inference", "make_optimizer", "make_task", "naive_reblur", "naive_transfer",
            "same_blur_pairs", "transfer_blur"]

@@ -25,16 +25,11 @@ from jaxdeblur.data import degrade as degradation
 from jaxdeblur.data.pipeline import eval_batches, loader
 from jaxdeblur.data.sources import SamplePhotos, task_sources
 from jaxdeblur.forward import blur
+from jaxdeblur.metrics import psnr_per_image
 from jaxdeblur.models.kernel_space.config import KernelSpaceConfig
 from jaxdeblur.models.kernel_space.transfer import fit_uniform_kernel, naive_transfer, same_blur_pairs
 from jaxdeblur.nets.kernel_space import KernelSpace
 from jaxdeblur.train.task import Task
-
-
-def psnr_per_image(x: jax.Array, y: jax.Array) -> jax.Array:
-    """PSNR in dB at peak 1 of each image of two (N, H, W, C) batches -> (N,) (MSE floored at 1e-10)."""
-    mse = jnp.mean(jnp.square(jnp.asarray(x, jnp.float32) - jnp.asarray(y, jnp.float32)), axis=(1, 2, 3))
-    return -10.0 * jnp.log10(mse + 1e-10)
 
 
 def build_network(config: KernelSpaceConfig, rngs: nnx.Rngs) -> KernelSpace:

@@ -12,7 +12,7 @@ blur, and whatever of the blur the operator learned. The baseline
 Evaluation (`same_blur_pairs`): pair a is made by the shared degradation
 pipeline, and sharp_b is blurred with the SAME true kernel(s) (the same
 kernel field) to give the true blurred_b; a transfer is scored by its PSNR
-against that image (`jaxdeblur.models.kernel_space.psnr_per_image`).
+against that image (`jaxdeblur.metrics.psnr_per_image`).
 """
 
 from __future__ import annotations
@@ -109,27 +109,15 @@ def naive_transfer(sharp_a, blurred_a, sharp_b, *, kernel_size: int) -> np.ndarr
     return np.asarray(blur(jnp.asarray(b4), kernels, "replicate")).reshape(shape)
 
 
-@functools.lru_cache(maxsize=4)
-def _load(name: str, root: str | None):
-    from jaxdeblur.models.weights import load  # noqa: PLC0415 - weights import the registry, which imports us lazily
-
-    return load(name, root=root)
-
-
 def load_weights(weights: str | Path = DEFAULT_WEIGHTS):
     """The kernel-space `Pretrained` named by `weights`: a shipped name ("kernel_space-cpu") or a weights
     folder (<root>/kernel_space/<preset>, as `jaxdeblur train --export` writes it); loaded once and kept.
 
     Raises ValueError (unknown name, another model's weights) or FileNotFoundError (no such weights).
     """
-    if Path(weights).is_dir():
-        folder = Path(weights).absolute()
-        pretrained = _load(f"{folder.parent.name}-{folder.name}", str(folder.parent.parent))
-    else:
-        pretrained = _load(str(weights), None)
-    if not isinstance(pretrained.fn, KernelSpaceModel):
-        raise ValueError(f"weights {str(weights)!r} are not a kernel_space model ({pretrained.name})")
-    return pretrained
+    from jaxdeblur.models.weights import load_weights as load_model_weights  # noqa: PLC0415 - weights import the registry, which imports us lazily
+
+    return load_model_weights(weights, model="kernel_space")
 
 
 def _check_unit_range(images, name: str) -> None:

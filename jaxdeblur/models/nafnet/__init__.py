@@ -11,7 +11,7 @@ from flax import nnx
 
 from jaxdeblur.models.nafnet.config import CPU, PAPER, PRESETS, TINY, NAFNetConfig
 from jaxdeblur.models.nafnet.inference import NAFNetRestorer
-from jaxdeblur.models.nafnet.task import NAFNetTask, build_network, check_metrics, check_pairs, psnr_per_image
+from jaxdeblur.models.nafnet.task import NAFNetTask, build_network, check_metrics, check_pairs
 from jaxdeblur.nets.nafnet import NAFNet
 
 
@@ -33,4 +33,4 @@ def make_inference(model: NAFNet, config: NAFNetConfig) -> NAFNetRestorer:
 
 
 __all__ = ["PRESETS", "PAPER", "CPU", "TINY", "NAFNetConfig", "NAFNetTask", "NAFNetRestorer", "make_task",
-           "build_model", "make_inference", "psnr_per_image", "check_pairs", "check_metrics"]
+           "build_model", "make_inference", "check_pairs", "check_metrics"]

@@ -12,16 +12,11 @@ from flax import nnx
 
 from jaxdeblur.data import degrade as degradation
 from jaxdeblur.data.pipeline import eval_batches, loader
+from jaxdeblur.metrics import psnr_per_image
 from jaxdeblur.data.sources import SamplePhotos, task_sources
 from jaxdeblur.models.nafnet.config import NAFNetConfig
 from jaxdeblur.nets.nafnet import NAFNet, restore
 from jaxdeblur.train.task import Task
-
-
-def psnr_per_image(x: jax.Array, y: jax.Array) -> jax.Array:
-    """PSNR in dB at peak 1 of each image of two (N, H, W, C) batches -> (N,) (MSE floored at 1e-8)."""
-    mse = jnp.mean(jnp.square(x.astype(jnp.float32) - y.astype(jnp.float32)), axis=(1, 2, 3))
-    return -10.0 * jnp.log10(mse + 1e-8)
 
 
 def build_network(config: NAFNetConfig, rngs: nnx.Rngs) -> NAFNet:

@@ -27,7 +27,6 @@ Delete the folder (or pass rebuild=True) to rebuild.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json

@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdeblur.models.nafnet.task import check_pairs, psnr_per_image
+from jaxdeblur.metrics import psnr_per_image
+from jaxdeblur.models.nafnet.task import check_pairs
 from jaxdeblur.models.ufpnet.config import (CPU, CPU_KERNEL, PAPER, PAPER_KERNEL, PRESETS, STAGES, TINY, TINY_KERNEL,
                                             UFPNetConfig)
 from jaxdeblur.models.ufpnet.figures import draw_kernels, kernel_field_figure

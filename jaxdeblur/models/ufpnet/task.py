@@ -23,8 +23,6 @@ the border is half the crop). The reference applies the losses to whole
 from __future__ import annotations
 
 import dataclasses
-import functools
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +30,8 @@ from flax import nnx
 
 from jaxdeblur.forward import blur_spatially_varying
 from jaxdeblur.models.kernel_prior import build_flow
-from jaxdeblur.models.nafnet.task import NAFNetTask, psnr_per_image
+from jaxdeblur.metrics import psnr_per_image
+from jaxdeblur.models.nafnet.task import NAFNetTask
 from jaxdeblur.models.ufpnet.config import UFPNetConfig
 from jaxdeblur.nets.ufpnet import UFPNet
 
@@ -52,38 +51,18 @@ def build_network(config: UFPNetConfig, rngs: nnx.Rngs) -> UFPNet:
                   code_middle_width=config.code_middle_width, code_middle_convs=config.code_middle_convs, rngs=rngs)
 
 
-@functools.cache
-def _host_state(weights: str) -> tuple[str, nnx.State]:
-    """(model name, full nnx state as host numpy arrays) of a weights folder or a `load` name (read once).
-
-    A value with a path separator is a folder <root>/<model>/<preset>; FileNotFoundError when it holds no weights.
-    """
-    from jaxdeblur import models
-
-    folder = Path(weights)
-    with jax.ensure_compile_time_eval():  # also when first called while the trainer traces init_model
-        if "/" in weights or folder.is_dir():
-            if not (folder / "manifest.json").is_file():
-                raise FileNotFoundError(f"{weights} is not a weights folder (no manifest.json); pass the folder "
-                                        "an export wrote, <root>/<model>/<preset>")
-            pretrained = models.load(folder.parent.name, preset=folder.name, root=folder.parent.parent)
-        else:
-            pretrained = models.load(weights)
-        return pretrained.name, jax.device_get(nnx.state(pretrained.model))
-
-
 def pretrained_state(weights: str, *, expected_model: str) -> nnx.State:
-    """The full host state of shipped / exported weights (a `jaxdeblur.models.load` name or a weights folder).
+    """The full host state (numpy arrays) of shipped / exported weights: a `jaxdeblur.models.load` name or a
+    weights folder <root>/<model>/<preset>.
 
     Raises:
       ValueError: the weights belong to another model than `expected_model`.
-      FileNotFoundError: no such weights (from `jaxdeblur.models.load`).
+      FileNotFoundError: no such weights (from `jaxdeblur.models.load_weights`).
     """
-    name, state = _host_state(str(weights))
-    model = name.rpartition("-")[0]
-    if model != expected_model:
-        raise ValueError(f"weights {weights!r} hold a {model!r} model, expected {expected_model!r}")
-    return state
+    from jaxdeblur.models.weights import load_weights  # noqa: PLC0415 - weights import the registry, which imports us lazily
+
+    with jax.ensure_compile_time_eval():  # also when first called while the trainer traces init_model
+        return jax.device_get(nnx.state(load_weights(str(weights), model=expected_model).model))
 
 
 def _check_shapes(part: str, target: nnx.State, source: nnx.State, weights: str) -> None:

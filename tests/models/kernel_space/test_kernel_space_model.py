@@ -10,6 +10,7 @@ import pytest
 from jaxdeblur import kernels, models
 from jaxdeblur.data.degrade import DegradeConfig, tile_size
 from jaxdeblur.forward import blur
+from jaxdeblur.metrics import psnr_per_image
 from jaxdeblur.models import kernel_space as ks
 from jaxdeblur.train import export, train
 
@@ -97,7 +98,7 @@ def test_same_blur_pairs_and_the_naive_baseline():
     np.testing.assert_allclose(p["blurred_b"], truth, atol=1e-5)  # b carries a's true kernels
     naive = ks.naive_transfer(p["sharp_a"], p["blurred_a"], p["sharp_b"], kernel_size=7)
     inner = (slice(None), slice(3, -3), slice(3, -3))  # away from the border, which 'replicate' only guesses
-    psnr = np.asarray(ks.psnr_per_image(naive[inner], p["blurred_b"][inner]))
+    psnr = np.asarray(psnr_per_image(naive[inner], p["blurred_b"][inner]))
     assert (psnr > 35).all()  # a uniform blur is transferred well by the least-squares kernel
 
 
@@ -115,5 +116,5 @@ def test_shipped_cpu_weights_reproduce_their_manifest_and_beat_the_baseline_on_v
     photos = ks.check_pairs(dataclasses.replace(loaded.config, degrade=cfg))
     reblurred = loaded.fn.transfer(photos["sharp_a"], photos["blurred_a"], photos["sharp_a"])
     naive = ks.naive_reblur(photos["sharp_a"], photos["blurred_a"], loaded.config.naive_kernel_size)
-    assert float(np.mean(ks.psnr_per_image(reblurred, photos["blurred_a"]))) > float(
-        np.mean(ks.psnr_per_image(naive, photos["blurred_a"])))
+    assert float(np.mean(psnr_per_image(reblurred, photos["blurred_a"]))) > float(
+        np.mean(psnr_per_image(naive, photos["blurred_a"])))
