@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from jaxdeblur.engine.runner import RunInterrupted
 from jaxdeblur.train.checkpoints import TrainCheckpoints
+from jaxdeblur.train.lock import workdir_lock
 from jaxdeblur.train.log import MetricsLog, Window
 from jaxdeblur.train.parallel import check_batch_size, data_mesh
 from jaxdeblur.train.program import Program, program_for
@@ -89,11 +90,18 @@ def train(task: Task, workdir: str | Path, *, resume: bool = False, progress: bo
 
     Raises:
       FileExistsError: `workdir` already holds checkpoints and resume is False.
+      WorkdirInUse: another training is running in `workdir` (jaxdeblur.train.lock).
       ValueError: resuming a workdir written by another task or config; a
         batch size that does not split over the devices.
     """
-    settings = settings_of(task)
     workdir = Path(workdir).absolute()
+    with workdir_lock(workdir):
+        return _train_locked(task, workdir, resume, progress, devices)
+
+
+def _train_locked(task: Task, workdir: Path, resume: bool, progress: bool,
+                  devices: Sequence[jax.Device] | None) -> TrainResult:
+    settings = settings_of(task)
     mesh = data_mesh(devices)
     check_batch_size(settings.batch_size, mesh)
     program = program_for(task, mesh)

@@ -5,6 +5,7 @@ Every run here trains the same config, so they share one compiled step.
 
 import dataclasses
 import json
+import os
 
 import jax
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from jaxdeblur import models
 from jaxdeblur.train import export, train
+from jaxdeblur.train.lock import WorkdirInUse, workdir_lock
 from jaxdeblur.train.trainer import _due
 from tests.train import toy
 
@@ -111,3 +113,10 @@ def test_exported_weights_reproduce_the_evaluation(reference, tmp_path, monkeypa
 def test_events_at_call_boundaries():
     assert _due(4, 0, 4, 10) and not _due(4, 4, 7, 10) and _due(4, 7, 10, 10)  # crossing 8, the last step
     assert _due(4, 3, 6, 12) and not _due(4, 0, 3, 12)
+
+
+def test_a_second_training_in_a_busy_workdir_stops_before_any_work(tmp_path):
+    with workdir_lock(tmp_path):  # as a run still going in another process would hold it
+        with pytest.raises(WorkdirInUse, match=f"in use by another training \\(pid {os.getpid()}\\)"):
+            train(TASK, tmp_path, resume=True, progress=False)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
