@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml setup.py
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
-# Also the tests marked slow (heavier variants of tests in the default suite; minutes more on 2 cores).
+# Also the tests marked slow (heavier variants of tests in the default suite; minutes more on 2 cores), with
+# XLA's fusion emitters as users have them (their batch == single tests are bit for bit; see tests/conftest.py).
 test-all: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --runslow $(PYTEST_ARGS)
+	JAXDEBLUR_TEST_XLA_FLAGS=--xla_backend_optimization_level=0 $(BIN)/python -m pytest -q -n 2 --dist loadfile --runslow $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/jaxdeblur demo --out demo_output --overwrite

@@ -1,12 +1,8 @@
 """Data parallel training on 8 forced CPU devices equals training on one device (float tolerance)."""
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-from tests.conftest import UNOPTIMISED_XLA
+from tests.conftest import run_script
 
 SCRIPT = textwrap.dedent("""
     import json, sys
@@ -38,9 +34,4 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_eight_devices_equal_one(tmp_path):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count=8 {UNOPTIMISED_XLA}",
-               JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parents[2])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "SHARDED_OK" in proc.stdout, proc.stdout
+    assert "SHARDED_OK" in run_script(SCRIPT, str(tmp_path), devices=8)
