@@ -11,10 +11,10 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # Tests run tiny shapes, so XLA's compile time dominates: skip its backend optimisation (the suite ran about
 # 3x faster on the 2-core CI machine), emit fusions with XLA:CPU's older emitters and skip LLVM's expensive
 # passes (the tiny NAFNet's train step: 10.6 -> 6.7 s of compile on the quiet 2-core machine; the suite
-# 476 -> 314 s). The older emitters round a batched loop's body differently from the same program alone, so
-# the default suite checks batch == single bit for bit in a process with XLA's defaults (tests/engine), and
-# `make test-all` (the per-method batch == single tests among its slow ones) sets JAXDEBLUR_TEST_XLA_FLAGS to
-# the unoptimised backend alone.
+# 476 -> 314 s). The older emitters round a batched loop's body differently from the same program alone (XLA's
+# default emitters give bit-equal runs), so batch == single is checked to rounding here, and `make test-all`
+# (the per-method batch == single tests among its slow ones) sets JAXDEBLUR_TEST_XLA_FLAGS to the unoptimised
+# backend alone.
 FAST_COMPILE_XLA = os.environ.get("JAXDEBLUR_TEST_XLA_FLAGS", "--xla_backend_optimization_level=0 "
                                   "--xla_cpu_use_fusion_emitters=false --xla_llvm_disable_expensive_passes=true")
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_XLA}".strip()

@@ -59,27 +59,24 @@ def test_same_seed_same_result_other_seed_differs():
     assert np.abs(a.image - c.image).max() > 1e-4
 
 
-def test_batch_equals_single_map_under_the_users_compiler():
-    """The CPU default: each run of a batch is computed exactly as it would be alone, bit for bit, under XLA's
-    default options (what users run; the suite's fast-compile options round the batched loop differently, and
-    the DIP's iterations grow that to 1e-3), so in a process of its own."""
-    script = textwrap.dedent("""
-        import numpy as np, jaxdeblur
-        from jaxdeblur.engine.runner import EngineOptions
-        ys = []  # as blurred_pair(seed) here: 24 x 24, a 5 x 5 box blur
-        for seed in range(2):
-            sharp = np.random.default_rng(seed).uniform(0.1, 0.9, (28, 28)).astype(np.float32)
-            ys.append(np.asarray(jaxdeblur.blur(sharp, np.ones((5, 5), np.float32) / 25, "valid")))
-        opts = EngineOptions(progress=False, chunk=10, strategy="map")
-        batch = jaxdeblur.deblur_batch(ys, 5, preset="tiny", seeds=[7, 8], finish=False, options=opts)
-        for i, y in enumerate(ys):
-            single = jaxdeblur.deblur(y, 5, preset="tiny", seed=7 + i, finish=False, options=opts)
-            np.testing.assert_array_equal(batch[i].image, single.image)
-            np.testing.assert_array_equal(batch[i].kernel, single.kernel)
-            np.testing.assert_array_equal(batch[i].history["loss"], single.history["loss"])
-        print("EXACT_OK")
-    """)
-    assert "EXACT_OK" in run_script(script, xla_flags="")
+def test_batch_equals_single_map():
+    """The CPU default: each run of a batch is computed as it would be alone, up to float rounding.
+
+    10 iterations (the MSE phase; the program of test_loss_decreases_in_mse_phase): XLA's default emitters give
+    bit-equal runs; the suite's fast-compile options (tests/conftest.py) round the batched loop's body
+    differently, by ~1e-5 after 10 Adam steps, and the SSIM phase grows that. Another run's seed or data would
+    be ~1e-1 off.
+    """
+    ys = [blurred_pair(s)[0] for s in range(2)]
+    opts = dataclasses.replace(QUIET, strategy="map")
+    config = {"iterations": 10}
+    batch = jaxdeblur.deblur_batch(ys, 5, preset="tiny", seeds=[7, 8], config=config, options=opts)
+    for i, y in enumerate(ys):
+        single = jaxdeblur.deblur(y, 5, preset="tiny", seed=7 + i, config=config, options=opts)
+        np.testing.assert_allclose(batch[i].image, single.image, atol=1e-4)
+        np.testing.assert_allclose(batch[i].kernel, single.kernel, atol=1e-6)
+        np.testing.assert_allclose(batch[i].history["loss"], single.history["loss"], rtol=1e-5, atol=1e-7)
+    assert np.abs(batch[0].image - batch[1].image).max() > 1e-2
 
 
 @pytest.mark.slow  # vmap is the accelerators' strategy, not the CPU's: run with --runslow (make test-all)
