@@ -10,7 +10,9 @@ device_count=8: the same 2 cores split 8 ways, so this checks the sharded
 path's overhead, not a speed-up). Inference: ms per megapixel of the
 restorer (`NAFNetRestorer`) on a 512 x 512 image. When torch is installed,
 the same network and step in PyTorch (experiments/torch_nafnet.py), timed
-in the same run, interleaved with the JAX rounds.
+in the same run, interleaved with the JAX rounds; beside it (1 device) the
+JAX step of the same work as PyTorch's (network, loss, gradients, clipping,
+AdamW on fixed tensors: no degradation), `jax_network_ms_per_step`.
 
   python experiments/bench_train.py                        # cpu preset, 1 and 8 devices, torch if present
   python experiments/bench_train.py --presets cpu paper --paper-batch 2
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -73,6 +76,49 @@ def jax_setup(args):
     return timer
 
 
+def jax_network_step(cfg):
+    """The step PyTorch's side does, in JAX: the task's NAFNet, PSNR loss, gradients, clipping and AdamW on fixed
+    (blurred, sharp) tensors, without the on-device degradation of the trainer's call; compiled with the
+    trainer's CPU options. Returns the timed run."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    from flax import nnx
+
+    from jaxdeblur.metrics import psnr_per_image
+    from jaxdeblur.models import nafnet
+    from jaxdeblur.nets.conv import CPU_COMPILER_OPTIONS
+
+    graphdef, params = nnx.split(nafnet.build_model(cfg, rngs=nnx.Rngs(0)))
+    tx = nafnet.make_task(cfg).optimizer()
+    rng = np.random.default_rng(0)
+    shape = (cfg.train.batch_size, cfg.degrade.crop, cfg.degrade.crop, cfg.channels)
+    blurred, sharp = (jnp.asarray(rng.uniform(size=shape), jnp.float32) for _ in range(2))
+
+    def loss(p):
+        return -jnp.mean(psnr_per_image(nnx.merge(graphdef, p)(blurred), sharp))
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=CPU_COMPILER_OPTIONS)
+    def step(p, opt_state):
+        value, grads = jax.value_and_grad(loss)(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, value
+
+    *state, value = step(params, tx.init(params))  # compile
+    jax.block_until_ready(value)
+    holder = {"state": tuple(state)}
+
+    def run():
+        t = time.perf_counter()
+        *state, value = step(*holder["state"])
+        jax.block_until_ready(value)
+        holder["state"] = tuple(state)
+        return time.perf_counter() - t
+
+    return run
+
+
 def torch_setup(cfg):
     import torch
     from torch_nafnet import NAFNet, train_step_fn
@@ -107,19 +153,26 @@ def measure(args) -> dict:
                 run_torch = torch_setup(cfg)
             except ImportError:
                 run_torch = None
-        jax_times, torch_times = [], []
-        for _ in range(args.repeats):  # interleaved rounds: both see the same machine load
+        run_net = jax_network_step(cfg) if jax.device_count() == 1 else None
+        jax_times, net_times, torch_times = [], [], []
+        for _ in range(args.repeats):  # interleaved rounds: all see the same machine load
             jax_times.append(run_jax())
+            if run_net:
+                net_times.append(run_net())
             if run_torch:
                 torch_times.append(run_torch())
         b = cfg.train.batch_size
         row = {"batch": b, "crop": cfg.degrade.crop, "width": cfg.width, "enc_blocks": list(cfg.enc_blocks),
                "compile_s": round(compile_s, 2), "jax_ms_per_step": 1e3 * statistics.median(jax_times),
                "jax_images_per_s": b / statistics.median(jax_times)}
+        if net_times:  # the same work as PyTorch's step (no degradation)
+            row.update(jax_network_ms_per_step=1e3 * statistics.median(net_times))
         if torch_times:
             row.update(torch_ms_per_step=1e3 * statistics.median(torch_times),
                        torch_images_per_s=b / statistics.median(torch_times),
                        jax_speedup_vs_torch=statistics.median(torch_times) / statistics.median(jax_times))
+        if torch_times and net_times:
+            row.update(jax_network_speedup_vs_torch=statistics.median(torch_times) / statistics.median(net_times))
         out["presets"][name] = row
         print(json.dumps({name: row}), flush=True)
     if args.inference:
