@@ -23,9 +23,10 @@ from flax import nnx
 from jaxdeblur import losses
 from jaxdeblur.data import degrade as degradation
 from jaxdeblur.data.pipeline import eval_batches, loader
-from jaxdeblur.data.sources import SamplePhotos, task_sources
+from jaxdeblur.data.sources import SamplePhotos
 from jaxdeblur.forward import blur
 from jaxdeblur.metrics import psnr_per_image
+from jaxdeblur.models.folder_data import FolderData
 from jaxdeblur.models.kernel_space.config import KernelSpaceConfig
 from jaxdeblur.models.kernel_space.transfer import fit_uniform_kernel, naive_transfer, same_blur_pairs
 from jaxdeblur.nets.kernel_space import KernelSpace
@@ -62,7 +63,7 @@ def naive_reblur(sharp: jax.Array, blurred: jax.Array, kernel_size: int) -> jax.
 
 
 @dataclasses.dataclass(frozen=True)
-class KernelSpaceTask(Task):
+class KernelSpaceTask(FolderData, Task):
     """Trains the blur operator F and the kernel extractor G jointly (see the module docstring).
 
     Attributes:
@@ -79,15 +80,6 @@ class KernelSpaceTask(Task):
     val_data: str | None = None
     name: str = "kernel_space"
     best_metric: tuple[str, str] = ("psnr", "max")
-
-    def _tile(self) -> int:
-        cfg = self.config
-        return cfg.degrade.crop if cfg.paired else degradation.tile_size(cfg.degrade)
-
-    def _sources(self):
-        cfg = self.config
-        mode = "gray" if cfg.channels == 1 else "rgb"
-        return task_sources(self.data, self.val_data, paired=cfg.paired, mode=mode, held_out=cfg.held_out)
 
     def init_model(self, rngs: nnx.Rngs) -> KernelSpace:
         return build_network(self.config, rngs)

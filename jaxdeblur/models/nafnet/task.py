@@ -13,7 +13,8 @@ from flax import nnx
 from jaxdeblur.data import degrade as degradation
 from jaxdeblur.data.pipeline import eval_batches, loader
 from jaxdeblur.metrics import psnr_per_image
-from jaxdeblur.data.sources import SamplePhotos, task_sources
+from jaxdeblur.models.folder_data import FolderData
+from jaxdeblur.data.sources import SamplePhotos
 from jaxdeblur.models.nafnet.config import NAFNetConfig
 from jaxdeblur.nets.nafnet import NAFNet, restore
 from jaxdeblur.train.task import Task
@@ -26,7 +27,7 @@ def build_network(config: NAFNetConfig, rngs: nnx.Rngs) -> NAFNet:
 
 
 @dataclasses.dataclass(frozen=True)
-class NAFNetTask(Task):
+class NAFNetTask(FolderData, Task):
     """Trains a NAFNet to restore blurred images.
 
     Attributes:
@@ -43,15 +44,6 @@ class NAFNetTask(Task):
     val_data: str | None = None
     name: str = "nafnet"
     best_metric: tuple[str, str] = ("psnr", "max")
-
-    def _tile(self) -> int:
-        cfg = self.config
-        return cfg.degrade.crop if cfg.paired else degradation.tile_size(cfg.degrade)
-
-    def _sources(self):
-        cfg = self.config
-        mode = "gray" if cfg.channels == 1 else "rgb"
-        return task_sources(self.data, self.val_data, paired=cfg.paired, mode=mode, held_out=cfg.held_out)
 
     def init_model(self, rngs: nnx.Rngs) -> NAFNet:
         return build_network(self.config, rngs)
