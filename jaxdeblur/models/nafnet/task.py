@@ -12,9 +12,9 @@ from flax import nnx
 
 from jaxdeblur.data import degrade as degradation
 from jaxdeblur.data.pipeline import eval_batches, loader
+from jaxdeblur.data.sources import SamplePhotos
 from jaxdeblur.metrics import psnr_per_image
 from jaxdeblur.models.folder_data import FolderData
-from jaxdeblur.data.sources import SamplePhotos
 from jaxdeblur.models.nafnet.config import NAFNetConfig
 from jaxdeblur.nets.nafnet import NAFNet, restore
 from jaxdeblur.train.task import Task
