@@ -43,6 +43,7 @@ from jaxdeblur.regions import resolve_region
 
 COLOR_MODES = ("y", "rgb")
 AUTO_PRESET = "auto"
+AUTO_METHOD = "auto"
 FINISH_LAM = 2e3  # hyper-Laplacian data weight of the finishing step (Krishnan & Fergus's value for ~1% noise)
 
 
@@ -105,6 +106,7 @@ class BatchPlan:
     """Everything a batch will run, checked, before anything runs (see `plan_batch`)."""
 
     method: str
+    method_reason: str
     preset: str
     preset_reason: str
     config: Any
@@ -227,6 +229,16 @@ def _resolve_preset(presets: Mapping[str, Any], preset: str, platform: str, *, a
     return preset, "as asked"
 
 
+def resolve_method(method: str, platform: str) -> tuple[str, str]:
+    """(method name, why). "auto": "map" on a CPU, "selfdeblur" on an accelerator; any other name as asked."""
+    if method != AUTO_METHOD:
+        return method, "as asked"
+    if platform == "cpu":
+        return "map", ("on a CPU: MAP kernel estimation + the learned non-blind step, seconds per image; the DIP "
+                       "methods need an accelerator's budget (--method selfdeblur|kotera|uncertainty)")
+    return "selfdeblur", f"on {platform}: SelfDeblur's double deep image prior at its paper preset"
+
+
 def _config(presets, preset: str, iterations: int | None, config) -> Any:
     """The preset, its schedule compressed to `iterations`, then `config` (overrides or a full config)."""
     base = presets[preset]
@@ -277,11 +289,13 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
     if region is not None and not finish:
         raise ValueError("a region (region= / --region) estimates the kernel on a window and the finishing step "
                          "restores the whole image, so it needs finish=True (not --no-finish)")
+    platform = platform or jax.default_backend()
+    method, method_reason = resolve_method(method, platform)
     algorithm = get_method(method)
     if color not in getattr(algorithm, "color_modes", COLOR_MODES):
         raise ValueError(f"method {method!r} supports color={list(algorithm.color_modes)} only (it estimates the "
                          f"kernel from the luma and deconvolves every channel), got {color!r}")
-    preset_name, reason = _resolve_preset(algorithm.presets, preset, platform or jax.default_backend(),
+    preset_name, reason = _resolve_preset(algorithm.presets, preset, platform,
                                           auto=getattr(algorithm, "auto_preset", None),
                                           auto_reason=getattr(algorithm, "auto_reason", None))
     cfg = _config(algorithm.presets, preset_name, iterations, config)
@@ -311,8 +325,9 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
                  "version": version}
         stamp_id = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
         groups.append(GroupPlan(tuple(idx), tuple(shape), tuple(size), stamp, stamp_id))
-    return BatchPlan(method=method, preset=preset_name, preset_reason=reason, config=cfg, color=color,
-                     finish=bool(finish), images=tuple(images), fitted=tuple(fitted), chroma=tuple(chroma),
+    return BatchPlan(method=method, method_reason=method_reason, preset=preset_name, preset_reason=reason,
+                     config=cfg, color=color, finish=bool(finish), images=tuple(images), fitted=tuple(fitted),
+                     chroma=tuple(chroma),
                      colors=tuple(colors), regions=tuple(regions), seeds=tuple(seeds), labels=tuple(labels),
                      groups=tuple(groups))
 
@@ -347,6 +362,8 @@ def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[Debl
     """Runs a checked plan (from `plan_batch`): one batched job per group, then the finishing step."""
     options = options or EngineOptions()
     algorithm = get_method(plan.method)
+    if plan.method_reason != "as asked":
+        notify(options, f"method: {plan.method} ({plan.method_reason})")
     if plan.preset_reason != "as asked":
         notify(options, f"preset: {plan.preset} ({plan.preset_reason}; {plan.config.iterations} iterations)")
     if hasattr(algorithm, "run_images"):
@@ -384,8 +401,8 @@ def _run_classical(plan: BatchPlan, algorithm) -> list[DeblurResult]:
     as given) go to the method in one batched call, which returns the kernel
     and the window restored with it (`image`). The finishing step is the
     window's own result when there is no region; with a region the whole
-    input is deconvolved with the kernel, with the method's own non-blind
-    settings (`config.deconv_lam`, `config.deconv_alpha`).
+    input is deconvolved with the kernel by the method's own non-blind step
+    (`algorithm.deconvolve`).
     """
     results: list[DeblurResult | None] = [None] * len(plan.images)
     for group in plan.groups:
@@ -402,11 +419,7 @@ def _run_classical(plan: BatchPlan, algorithm) -> list[DeblurResult]:
                     timings["finish_s"] = 0.0
                 else:
                     t0 = time.perf_counter()
-                    x = plan.images[i]
-                    channels = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
-                    restored = [np.asarray(hyper_laplacian(c, out.kernel, lam=plan.config.deconv_lam,
-                                                           alpha=plan.config.deconv_alpha)) for c in channels]
-                    deconvolved = restored[0] if x.ndim == 2 else np.stack(restored, axis=-1)
+                    deconvolved = algorithm.deconvolve(plan.config, plan.images[i], out.kernel)
                     timings["finish_s"] = time.perf_counter() - t0
             results[i] = DeblurResult(
                 image=out.image, kernel=out.kernel, history=out.history, latent=out.latent, extras=out.extras,
@@ -430,8 +443,10 @@ def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = AU
     the support to estimate (at least the true blur's). method: a name of
     `jaxdeblur.methods.METHODS`: a DIP method, or "map" (classical MAP
     kernel estimation, seconds on a CPU; `image` and `deconvolved` are then
-    the hyper-Laplacian deconvolution with its kernel, every colour channel,
-    the kernel from the luma; deterministic, no checkpoints). preset: "auto"
+    the input deconvolved with its kernel by the learned plug-and-play step
+    (`MapConfig.nonblind`), every colour channel, the kernel from the luma;
+    deterministic, no checkpoints); or "auto": "map" on a CPU, "selfdeblur"
+    on an accelerator (`resolve_method`). preset: "auto"
     (for a DIP method the paper's on an accelerator, "fast" on a CPU; for
     "map" its tuned "default"), "paper", "fast" or "tiny" ("default" too for
     "map"). iterations:

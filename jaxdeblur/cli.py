@@ -117,8 +117,10 @@ def deblur(
     inputs: List[Path] = typer.Argument(..., help="Blurred image files (several make one batched run)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
     kernel_size: int = typer.Option(..., "-k", "--kernel-size", help="Kernel support to estimate (pixels)."),
-    method: str = typer.Option("selfdeblur", help="DIP method: selfdeblur, kotera, uncertainty, kernel_space; "
-                                                  "or map: classical MAP kernel estimation (seconds on a CPU)."),
+    method: str = typer.Option("auto", help="auto (map on a CPU, selfdeblur on a GPU/TPU; the chosen one is "
+                                            "printed) | map: MAP kernel estimation + learned non-blind step "
+                                            "(seconds on a CPU) | DIP: selfdeblur, kotera, uncertainty, "
+                                            "kernel_space."),
     preset: str = typer.Option("auto", help="auto (paper on a GPU/TPU, fast on a CPU; for map its tuned default) "
                                             "| paper | fast | tiny (| default for map)."),
     iterations: Optional[int] = typer.Option(None, help="Run length, the preset's schedule compressed to keep its "

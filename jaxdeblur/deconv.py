@@ -1,4 +1,5 @@
-"""Non-blind deconvolution in the Fourier domain: Wiener and hyper-Laplacian (Krishnan & Fergus 2009).
+"""Non-blind deconvolution in the Fourier domain: Wiener, hyper-Laplacian (Krishnan & Fergus 2009) and
+plug-and-play half-quadratic splitting with a learned denoiser (Zhang et al.'s DPIR, 2021).
 
 Kernels follow the `jaxdeblur.forward.blur` convention (TRUE convolution,
 centre (kh//2, kw//2)); for data made by correlation (SelfDeblur, Levin et al.)
@@ -242,4 +243,79 @@ def _hyper_laplacian(y: jnp.ndarray, k: jnp.ndarray, lam, alpha: float, betas: t
     return _finish(x, y, offset)
 
 
-__all__ = ["wiener", "hyper_laplacian", "edgetaper", "shrink_lp", "beta_schedule"]
+def pnp_sigmas(iterations: int, sigma_start: float, noise_sigma: float) -> tuple[float, ...]:
+    """DPIR's denoiser strengths: `iterations` stds log-spaced from sigma_start down to noise_sigma ([0, 1] units)."""
+    if iterations < 1 or not 0 < noise_sigma <= sigma_start:
+        raise ValueError(f"need iterations >= 1 and 0 < noise_sigma <= sigma_start, got {iterations}, "
+                         f"{noise_sigma}, {sigma_start}")
+    if iterations == 1:
+        return (float(noise_sigma),)
+    return tuple(float(s) for s in np.geomspace(sigma_start, noise_sigma, iterations))
+
+
+def pnp_hqs(
+    y,
+    k,
+    *,
+    denoiser,
+    noise_sigma: float = 0.01,
+    iterations: int = 8,
+    sigma_start: float = 49.0 / 255.0,
+    lam: float = 0.23,
+    taper: bool = True,
+) -> jnp.ndarray:
+    """Plug-and-play deconvolution: half-quadratic splitting with a learned denoiser as the prior step (DPIR).
+
+    Minimises 1 / (2 noise_sigma^2) ||k * x - y||^2 + lam R(x) by splitting
+    z ~ x: for each denoiser std s_i of `pnp_sigmas(iterations, sigma_start,
+    noise_sigma)`, with alpha_i = lam noise_sigma^2 / s_i^2,
+
+        x = argmin ||k * x - y||^2 + alpha_i ||x - z||^2      (closed form, FFT)
+        z = denoiser(x, s_i)                                   (the prior step)
+
+    starting from z = y; the result is the last z. Channels are denoised as
+    independent gray images (one batched denoiser call per iteration).
+
+    Args:
+      y: blurred image (H, W) or (H, W, C) in [0, 1].
+      k: kernel (kh, kw) in the true-convolution convention, sum 1.
+      denoiser: pure function (x (N, H, W, 1), sigma scalar) -> (N, H, W, 1), e.g.
+        ``jaxdeblur.models.load("denoiser-cpu").fn.apply`` (static: one compilation per denoiser; it must be
+        hashable, as a bound method or a module-level function is).
+      noise_sigma: the noise std of y ([0, 1] units, > 0; also the last denoiser std).
+      iterations: HQS iterations (static).
+      sigma_start: the first denoiser std (DPIR: 49 / 255).
+      lam: the prior weight (DPIR: 0.23).
+      taper: pad + edgetaper the borders (see module docstring); False for circularly blurred input.
+
+    Returns:
+      float32 estimate of y's shape, clipped to [0, 1].
+    """
+    y, k = _check(y, k)
+    _check_positive("lam", lam)
+    _check_positive("noise_sigma", noise_sigma)
+    sigmas = pnp_sigmas(int(iterations), float(sigma_start), float(noise_sigma))
+    return _pnp_hqs(y, k, denoiser, sigmas, float(noise_sigma), float(lam), taper)
+
+
+@functools.partial(jax.jit, static_argnames=("denoiser", "sigmas", "noise_sigma", "lam", "taper"))
+def _pnp_hqs(y: jnp.ndarray, k: jnp.ndarray, denoiser, sigmas: tuple[float, ...], noise_sigma: float, lam: float,
+             taper: bool) -> jnp.ndarray:
+    yp, offset = _prepare(y, k, taper)
+    s = yp.shape[:2]
+    otf = kernel_to_otf(k, s)[:, :, None]
+    data_num = jnp.conj(otf) * jnp.fft.rfft2(yp, axes=(0, 1))
+    data_den = jnp.abs(otf) ** 2
+    alphas = jnp.asarray([lam * noise_sigma**2 / sig**2 for sig in sigmas], jnp.float32)
+
+    def step(z, sig_alpha):
+        sig, alpha = sig_alpha
+        x = jnp.fft.irfft2((data_num + alpha * jnp.fft.rfft2(z, axes=(0, 1))) / (data_den + alpha), s=s, axes=(0, 1))
+        denoised = denoiser(jnp.transpose(x, (2, 0, 1))[..., None], sig)  # channels as a batch of gray images
+        return jnp.transpose(denoised[..., 0], (1, 2, 0)), None
+
+    z, _ = lax.scan(step, yp, (jnp.asarray(sigmas, jnp.float32), alphas))
+    return _finish(z, y, offset)
+
+
+__all__ = ["wiener", "hyper_laplacian", "pnp_hqs", "pnp_sigmas", "edgetaper", "shrink_lp", "beta_schedule"]

@@ -4,15 +4,16 @@
   a batch of same-size images in one jitted, vmapped call (`KernelEstimate`).
 - `map_deblur(blurred, kernel_size, ...)` / `map_deblur_batch`: the blind
   method for users: the kernel (from the luma for colour input) and the image
-  restored by the non-blind `jaxdeblur.deconv.hyper_laplacian` step (`MapResult`).
+  restored by the non-blind step `deconvolve` (learned plug-and-play with a denoiser, or
+  hyper-Laplacian) (`MapResult`).
 - `MapConfig`, `PRESETS` ("default" = tuned, "paper" = Pan et al.'s values, "fast",
   "tiny"), `resolve_config`: every number of the method.
 - `edge_contrast`: the flat-image check (windows below `MIN_EDGE_CONTRAST` are refused).
 """
 
-from jaxdeblur.estimate.config import PRESETS, MapConfig, resolve_config
-from jaxdeblur.estimate.deblur import MapResult, map_deblur, map_deblur_batch
+from jaxdeblur.estimate.config import NONBLIND, PRESETS, MapConfig, resolve_config
+from jaxdeblur.estimate.deblur import MapResult, deconvolve, map_deblur, map_deblur_batch
 from jaxdeblur.estimate.map_estimator import MIN_EDGE_CONTRAST, KernelEstimate, edge_contrast, estimate_kernels
 
 __all__ = ["MapConfig", "PRESETS", "resolve_config", "KernelEstimate", "estimate_kernels", "edge_contrast",
-           "MIN_EDGE_CONTRAST", "MapResult", "map_deblur", "map_deblur_batch"]
+           "MIN_EDGE_CONTRAST", "MapResult", "NONBLIND", "deconvolve", "map_deblur", "map_deblur_batch"]

@@ -38,6 +38,9 @@ import math
 from jaxdeblur.config import resolve
 
 
+NONBLIND = ("learned", "hyper_laplacian")
+
+
 @dataclasses.dataclass(frozen=True)
 class MapConfig:
     """Every number of the MAP kernel estimator and of its non-blind step.
@@ -72,8 +75,15 @@ class MapConfig:
       edge_pixels: the initial threshold keeps at least edge_pixels * (coarsest
         kernel width) pixels in each of 4 gradient orientation bins.
       edge_decay: the threshold is divided by this after every alternation.
-    Non-blind step (`jaxdeblur.deconv.hyper_laplacian`):
-      deconv_lam, deconv_alpha: its data weight and prior exponent.
+    Non-blind step (`jaxdeblur.estimate.deblur.deconvolve`):
+      nonblind: "learned": plug-and-play HQS with a trained denoiser
+        (`jaxdeblur.deconv.pnp_hqs`; the caller passes the denoiser, as
+        method="map" of `jaxdeblur.deblur` does with the shipped one), or
+        "hyper_laplacian" (`jaxdeblur.deconv.hyper_laplacian`, no weights).
+      deconv_lam, deconv_alpha: the hyper-Laplacian's data weight and prior exponent.
+      denoiser: the weights of the learned step (a shipped name, or a folder an export wrote).
+      pnp_iterations, pnp_sigma_start, pnp_noise_sigma, pnp_lam: the HQS iterations, the first denoiser
+        std, the noise std assumed (the last denoiser std; [0, 1] units) and the prior weight (DPIR's 0.23).
     """
 
     iterations: int = 5
@@ -95,6 +105,12 @@ class MapConfig:
     edge_decay: float = 1.1
     deconv_lam: float = 2e3
     deconv_alpha: float = 2.0 / 3.0
+    nonblind: str = "learned"
+    denoiser: str = "denoiser-cpu"
+    pnp_iterations: int = 8
+    pnp_sigma_start: float = 49.0 / 255.0
+    pnp_noise_sigma: float = 0.01
+    pnp_lam: float = 0.23
 
     def __post_init__(self):
         checks = {
@@ -115,6 +131,10 @@ class MapConfig:
             "edge_decay": self.edge_decay >= 1,
             "deconv_lam": self.deconv_lam > 0,
             "deconv_alpha": 0 < self.deconv_alpha <= 1,
+            "nonblind": self.nonblind in NONBLIND,
+            "pnp_iterations": self.pnp_iterations >= 1,
+            "pnp_noise_sigma": 0 < self.pnp_noise_sigma <= self.pnp_sigma_start,
+            "pnp_lam": self.pnp_lam > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -134,8 +154,8 @@ PRESETS = {
     "paper": MapConfig(kernel_reg=2.0, kernel_reg_relative=False, component_mass=0.1),
     # About 2x cheaper: 3 alternations per scale, splitting weights grown by 4 per step.
     "fast": MapConfig(iterations=3, splitting_rate=4.0),
-    # For tests: 2 alternations per scale, coarse continuation, few CG steps.
-    "tiny": MapConfig(iterations=2, splitting_rate=8.0, kernel_cg_iterations=10),
+    # For tests: 2 alternations per scale, coarse continuation, few CG steps, the weight-free non-blind step.
+    "tiny": MapConfig(iterations=2, splitting_rate=8.0, kernel_cg_iterations=10, nonblind="hyper_laplacian"),
 }
 
 
@@ -144,4 +164,4 @@ def resolve_config(preset: str = "default", config: MapConfig | dict | None = No
     return resolve(PRESETS, preset, config)
 
 
-__all__ = ["MapConfig", "PRESETS", "resolve_config"]
+__all__ = ["MapConfig", "NONBLIND", "PRESETS", "resolve_config"]

@@ -1,4 +1,4 @@
-"""The blind method for users: MAP kernel estimation, then non-blind hyper-Laplacian deconvolution.
+"""The blind method for users: MAP kernel estimation, then a non-blind step (learned PnP or hyper-Laplacian).
 
 Colour input: the kernel is estimated on the luma (`jaxdeblur.color.rgb_to_gray`,
 full-range BT.601) and every channel is deconvolved with it. The method is
@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jaxdeblur.color import rgb_to_gray
-from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.deconv import hyper_laplacian, pnp_hqs
 from jaxdeblur.estimate.config import MapConfig, resolve_config
 from jaxdeblur.estimate.map_estimator import as_kernel_shape, estimate_kernels
 
@@ -27,7 +27,7 @@ class MapResult:
     """One image deblurred by the MAP method (field names as `jaxdeblur.api.DeblurResult`).
 
     image: (H, W) or (H, W, C) float32 in [0, 1], the input's shape: the
-      hyper-Laplacian deconvolution of the input with `kernel`.
+      input deconvolved with `kernel` by the config's non-blind step (`deconvolve`).
     kernel: (kh, kw) float32, non-negative, sum 1, blur (true convolution) convention, centred.
     history: {"objective", "data", "prior", "lambda_grad", "edge_threshold", "scale": (T,)}
       per alternation, coarse to fine (see `KernelEstimate`).
@@ -65,9 +65,31 @@ def _gray(x: np.ndarray) -> np.ndarray:
     return x[..., 0] if x.shape[2] == 1 else np.asarray(rgb_to_gray(x))
 
 
+def deconvolve(image, kernel, config: MapConfig, *, denoiser=None) -> np.ndarray:
+    """The non-blind step of `config` (`config.nonblind`): `image` (H, W) or (H, W, C) in [0, 1] deconvolved by
+    `kernel` (kh, kw) (blur convention), every channel; float32 of the image's shape, in [0, 1].
+
+    "learned": `jaxdeblur.deconv.pnp_hqs` with `denoiser`, a pure function (x (N, H, W, 1), sigma) -> same
+    (e.g. ``jaxdeblur.models.load("denoiser-cpu").fn.apply``; `jaxdeblur.deblur(method="map")` passes the
+    weights named by `config.denoiser`); "hyper_laplacian": `jaxdeblur.deconv.hyper_laplacian`.
+
+    Raises:
+      ValueError: "learned" without a denoiser.
+    """
+    if config.nonblind == "hyper_laplacian":
+        return np.asarray(hyper_laplacian(image, kernel, lam=config.deconv_lam, alpha=config.deconv_alpha))
+    if denoiser is None:
+        raise ValueError("config.nonblind='learned' needs denoiser= (a trained denoiser's pure apply, e.g. "
+                         "jaxdeblur.models.load('denoiser-cpu').fn.apply; jaxdeblur.deblur(method='map') passes "
+                         "it), or config nonblind='hyper_laplacian'")
+    return np.asarray(pnp_hqs(image, kernel, denoiser=denoiser, noise_sigma=config.pnp_noise_sigma,
+                              iterations=config.pnp_iterations, sigma_start=config.pnp_sigma_start,
+                              lam=config.pnp_lam))
+
+
 def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "default",
                      config: MapConfig | dict | None = None, iterations: int | None = None,
-                     seeds: Sequence[int] | None = None) -> list[MapResult]:
+                     seeds: Sequence[int] | None = None, denoiser=None) -> list[MapResult]:
     """Blind deblurring of many images; images of one (shape, kernel size) share one batched estimation.
 
     Args:
@@ -76,6 +98,8 @@ def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "def
       preset: "default" | "paper" | "fast" | "tiny"; config: a MapConfig or a dict of overrides.
       iterations: overrides the alternations per scale (`MapConfig.iterations`).
       seeds: ignored (the method is deterministic); kept in the results.
+      denoiser: the learned non-blind step's denoiser (see `deconvolve`), needed when config.nonblind is
+        "learned" (the default presets; "tiny" is weight-free).
 
     Returns:
       one MapResult per image, in order; result i equals `map_deblur(blurred_list[i], ...)`.
@@ -106,7 +130,7 @@ def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "def
         for j, i in enumerate(members):
             t0 = time.perf_counter()
             kernel = estimate.kernel[j]
-            image = np.asarray(hyper_laplacian(images[i], kernel, lam=cfg.deconv_lam, alpha=cfg.deconv_alpha))
+            image = deconvolve(images[i], kernel, cfg, denoiser=denoiser)
             results[i] = MapResult(
                 image=image, kernel=kernel,
                 history={name: v if name == "scale" else v[j] for name, v in estimate.history.items()},
@@ -118,8 +142,8 @@ def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "def
 
 
 def map_deblur(blurred, kernel_size, *, preset: str = "default", config: MapConfig | dict | None = None,
-               iterations: int | None = None, seed: int = 0) -> MapResult:
-    """Blind deblurring of one image by MAP kernel estimation + hyper-Laplacian deconvolution.
+               iterations: int | None = None, seed: int = 0, denoiser=None) -> MapResult:
+    """Blind deblurring of one image by MAP kernel estimation + the non-blind step (`deconvolve`).
 
     Args:
       blurred: (H, W), (H, W, 1) or (H, W, 3) float in [0, 1].
@@ -128,13 +152,14 @@ def map_deblur(blurred, kernel_size, *, preset: str = "default", config: MapConf
       config: a MapConfig or a dict of field overrides of the preset.
       iterations: overrides the alternations per scale.
       seed: ignored (deterministic method).
+      denoiser: see `map_deblur_batch`.
 
     Raises:
       TypeError / ValueError: see `estimate_kernels` (shape, dtype, NaN, kernel
       larger than the image, a flat image), or a bad config value.
     """
     return map_deblur_batch([blurred], [kernel_size], preset=preset, config=config, iterations=iterations,
-                            seeds=[seed])[0]
+                            seeds=[seed], denoiser=denoiser)[0]
 
 
-__all__ = ["MapResult", "map_deblur", "map_deblur_batch"]
+__all__ = ["MapResult", "deconvolve", "map_deblur", "map_deblur_batch"]

@@ -12,7 +12,9 @@ images); this module only tells the API how to call it:
 - `run_images` hands the images of one group to
   `jaxdeblur.estimate.map_deblur_batch`, which estimates the kernels of all of
   them in one batched call (from the luma of colour input) and deconvolves
-  every channel with the hyper-Laplacian step;
+  every channel with the config's non-blind step: by default the learned one
+  (plug-and-play HQS with the shipped denoiser named by `MapConfig.denoiser`,
+  loaded here once per process), or the hyper-Laplacian step;
 - the method is deterministic (seeds are kept in the results, not used) and
   has no checkpoints (``checkpoints = False``: a run takes seconds).
 """
@@ -23,11 +25,19 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxdeblur.estimate import PRESETS, MapConfig, MapResult, map_deblur_batch
+from jaxdeblur.estimate import PRESETS, MapConfig, MapResult, deconvolve, map_deblur_batch
+from jaxdeblur.models.weights import load_weights
+
+
+def denoiser_for(config: MapConfig):
+    """The pure denoiser apply of `config.denoiser` when `config.nonblind` is "learned", else None."""
+    if config.nonblind != "learned":
+        return None
+    return load_weights(config.denoiser, model="denoiser").fn.apply
 
 
 class MapMethod:
-    """method="map": blind MAP kernel estimation + non-blind hyper-Laplacian deconvolution."""
+    """method="map": blind MAP kernel estimation + the non-blind step (learned plug-and-play by default)."""
 
     name = "map"
     presets: dict[str, MapConfig] = PRESETS
@@ -40,7 +50,11 @@ class MapMethod:
                    seeds: Sequence[int], preset: str) -> list[MapResult]:
         """`map_deblur_batch` of `images` ((H, W) or (H, W, C), one shape) with one kernel size."""
         return map_deblur_batch(list(images), [tuple(kernel_size)] * len(images), preset=preset, config=config,
-                                seeds=list(seeds))
+                                seeds=list(seeds), denoiser=denoiser_for(config))
+
+    def deconvolve(self, config: MapConfig, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        """The config's non-blind step of `image` ((H, W) or (H, W, C)) with `kernel` (every channel)."""
+        return deconvolve(image, kernel, config, denoiser=denoiser_for(config))
 
 
-__all__ = ["MapMethod"]
+__all__ = ["MapMethod", "denoiser_for"]

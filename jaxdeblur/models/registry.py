@@ -7,7 +7,7 @@ from types import ModuleType
 
 # name -> importable module path. A model module offers PRESETS, make_task,
 # build_model and make_inference (see jaxdeblur.models). Add new models here.
-MODELS: dict[str, str] = {"kernel_prior": "jaxdeblur.models.kernel_prior",
+MODELS: dict[str, str] = {"denoiser": "jaxdeblur.models.denoiser", "kernel_prior": "jaxdeblur.models.kernel_prior",
                           "kernel_space": "jaxdeblur.models.kernel_space", "nafnet": "jaxdeblur.models.nafnet",
                           "region": "jaxdeblur.models.region", "ufpnet": "jaxdeblur.models.ufpnet"}
 
