@@ -27,10 +27,22 @@ Training: `jaxdeblur train <model> --preset P --data DIR --workdir DIR`
 (jaxdeblur.train.command) or `jaxdeblur.train.train(module.make_task(config), workdir)`;
 `jaxdeblur.train.export` writes the weights folder that `load` reads
 (format: jaxdeblur.train.export; search order: jaxdeblur.models.weights).
+`import_torch` turns the authors' PyTorch checkpoints (NAFNet's GoPro
+width 32 / 64 .pth) into that format without torch (jaxdeblur.models.torch_import;
+`jaxdeblur import-weights MODEL FILE.pth -o DIR`).
 """
 
 from jaxdeblur.models.registry import MODELS, get_model, model_names
 from jaxdeblur.models.weights import Pretrained, available, checkpoint_roots, find_weights, load
 
-__all__ = ["MODELS", "Pretrained", "available", "checkpoint_roots", "find_weights", "get_model", "load",
-           "model_names"]
+
+def import_torch(name: str, state_dict_path, **kwargs) -> Pretrained:
+    """Model `name` with the weights of an authors' PyTorch checkpoint (`jaxdeblur.models.torch_import.import_torch`:
+    out=ROOT writes ROOT/<name>/<preset>/ for `load`; preset=, key=, overwrite=)."""
+    from jaxdeblur.models.torch_import import import_torch as _import_torch
+
+    return _import_torch(name, state_dict_path, **kwargs)
+
+
+__all__ = ["MODELS", "Pretrained", "available", "checkpoint_roots", "find_weights", "get_model", "import_torch",
+           "load", "model_names"]
