@@ -209,12 +209,14 @@ def demo(
 
 
 from jaxdeblur.blur_transfer import transfer_command  # noqa: E402
+from jaxdeblur.import_weights import import_weights_command  # noqa: E402
 from jaxdeblur.restoration import restore_command  # noqa: E402
 from jaxdeblur.train.command import train_command  # noqa: E402
 
 app.command("train")(train_command)
 app.command("restore")(restore_command)
 app.command("transfer")(transfer_command)
+app.command("import-weights")(import_weights_command)
 
 if __name__ == "__main__":
     app()
