@@ -38,6 +38,8 @@ from jaxdeblur.config import compress_schedule, override
 from jaxdeblur.deconv import hyper_laplacian
 from jaxdeblur.engine.checkpoint import find_runs, newest_step, write_run_record
 from jaxdeblur.engine.runner import EngineOptions, image_offset, notify
+from jaxdeblur.estimate.support import AUTO as AUTO_KERNEL_SIZE
+from jaxdeblur.estimate.support import is_auto
 from jaxdeblur.methods import get_method
 from jaxdeblur.regions import resolve_region
 
@@ -92,7 +94,8 @@ class DeblurResult:
 
 @dataclasses.dataclass(frozen=True)
 class GroupPlan:
-    """Images of one batched job: same fitted shape (h, w, C) and kernel size; `stamp_id` names its folder."""
+    """Images of one batched job: same fitted shape (h, w, C) and kernel size ((kh, kw), or "auto" for a method
+    that chooses it per image); `stamp_id` names its folder."""
 
     members: tuple[int, ...]
     shape: tuple[int, int, int]
@@ -143,8 +146,8 @@ def _size_entry(entry, what: str) -> tuple[int, int]:
     return pair
 
 
-def _kernel_sizes(kernel_sizes, kernel_shape, n: int) -> list[tuple[int, int]]:
-    """One (kh, kw) per image from an int, one entry per image, or kernel_shape=(kh, kw)."""
+def _kernel_sizes(kernel_sizes, kernel_shape, n: int) -> list[tuple[int, int] | str]:
+    """One (kh, kw) or "auto" per image from an int, "auto", one entry per image, or kernel_shape=(kh, kw)."""
     if kernel_shape is not None:
         if kernel_sizes is not None:
             raise ValueError("give either kernel_sizes or kernel_shape=(kh, kw), not both")
@@ -152,15 +155,19 @@ def _kernel_sizes(kernel_sizes, kernel_shape, n: int) -> list[tuple[int, int]]:
     if kernel_sizes is None:
         raise ValueError("kernel_sizes is required: an int (square, every image), one entry per image, "
                          "or kernel_shape=(kh, kw) for one rectangular kernel")
+    if is_auto(kernel_sizes):
+        return [AUTO_KERNEL_SIZE] * n
     if _is_int(kernel_sizes):
         return [_size_entry(kernel_sizes, "kernel size")] * n
     if not isinstance(kernel_sizes, (list, tuple, np.ndarray)):
-        raise ValueError(f"kernel_sizes must be an int or a sequence with one entry per image, got {kernel_sizes!r}")
+        raise ValueError(f"kernel_sizes must be an int or a sequence with one entry per image (or 'auto' for "
+                         f"method 'map'), got {kernel_sizes!r}")
     entries = list(kernel_sizes)
     if len(entries) != n:
         raise ValueError(f"kernel_sizes has {len(entries)} entries for {n} image(s): give one int for every "
                          "image, one entry per image, or kernel_shape=(kh, kw) for one rectangular kernel")
-    return [_size_entry(e.tolist() if isinstance(e, np.ndarray) else e, f"kernel size {i}")
+    return [AUTO_KERNEL_SIZE if is_auto(e) else _size_entry(e.tolist() if isinstance(e, np.ndarray) else e,
+                                                            f"kernel size {i}")
             for i, e in enumerate(entries)]
 
 
@@ -292,6 +299,10 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
     platform = platform or jax.default_backend()
     method, method_reason = resolve_method(method, platform)
     algorithm = get_method(method)
+    if AUTO_KERNEL_SIZE in sizes and not getattr(algorithm, "auto_kernel_size", False):
+        raise ValueError(f"kernel size 'auto' is for method 'map' only (it measures the blur with the MAP "
+                         f"estimator); give method {method!r} a kernel size in pixels, e.g. the one "
+                         "`jaxdeblur deblur --method map -k auto` chooses")
     if color not in getattr(algorithm, "color_modes", COLOR_MODES):
         raise ValueError(f"method {method!r} supports color={list(algorithm.color_modes)} only (it estimates the "
                          f"kernel from the luma and deconvolves every channel), got {color!r}")
@@ -302,9 +313,10 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
 
     fitted, chroma, colors, regions = [], [], [], []
     for x, size, label in zip(images, sizes, labels):
-        if size[0] > x.shape[0] or size[1] > x.shape[1]:
+        if size != AUTO_KERNEL_SIZE and (size[0] > x.shape[0] or size[1] > x.shape[1]):
             raise ValueError(f"{label}: kernel size {size} is larger than the image {x.shape[:2]}")
-        box = None if region is None else resolve_region(x, region, kernel_size=size)
+        box = None if region is None else resolve_region(x, region,
+                                                         kernel_size=(1, 1) if size == AUTO_KERNEL_SIZE else size)
         fit, kept, record = _split_color(x if box is None else _crop(x, box), color)
         fitted.append(fit)
         chroma.append(kept)
@@ -318,13 +330,15 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
     config_record = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     groups = []
     for (shape, size), idx in members.items():
-        stamp = {"method": method, "preset": preset_name, "config": config_record, "kernel_size": list(size),
+        stamp = {"method": method, "preset": preset_name, "config": config_record,
+                 "kernel_size": size if size == AUTO_KERNEL_SIZE else list(size),
                  "color": color, "seeds": [seeds[i] for i in idx],
                  "inputs_sha256": [_pixels_sha256(images[i]) for i in idx],
                  "regions": [None if regions[i] is None else list(regions[i]) for i in idx],
                  "version": version}
         stamp_id = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
-        groups.append(GroupPlan(tuple(idx), tuple(shape), tuple(size), stamp, stamp_id))
+        groups.append(GroupPlan(tuple(idx), tuple(shape), size if size == AUTO_KERNEL_SIZE else tuple(size), stamp,
+                                stamp_id))
     return BatchPlan(method=method, method_reason=method_reason, preset=preset_name, preset_reason=reason,
                      config=cfg, color=color, finish=bool(finish), images=tuple(images), fitted=tuple(fitted),
                      chroma=tuple(chroma),
@@ -440,7 +454,11 @@ def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = AU
     """Blind deblurring of one image.
 
     blurred: (H, W) or (H, W, 3) float in [0, 1]. kernel_size: int or (kh, kw),
-    the support to estimate (at least the true blur's). method: a name of
+    the support to estimate (at least the true blur's), or "auto" (method
+    "map" only: the support is measured per image, `jaxdeblur.estimate.support`;
+    `extras["kernel_size"]` says what was chosen and how; every "map" result
+    also carries `extras["confidence"]`, `jaxdeblur.estimate.confidence`,
+    whose "confident" is False for a doubtful estimate). method: a name of
     `jaxdeblur.methods.METHODS`: a DIP method, or "map" (classical MAP
     kernel estimation, seconds on a CPU; `image` and `deconvolved` are then
     the input deconvolved with its kernel by the learned plug-and-play step
@@ -474,8 +492,8 @@ def deblur_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfd
     """Blind deblurring of many images in batched, compiled runs.
 
     Result i equals `deblur(blurred_list[i], size_i, seed=seeds[i], ...)`.
-    kernel_sizes: an int (square, every image) or a sequence with one entry
-    per image (an int or a (kh, kw) pair each); kernel_shape=(kh, kw): one
+    kernel_sizes: an int (square, every image), "auto" (method "map") or a
+    sequence with one entry per image (an int, a (kh, kw) pair or "auto" each); kernel_shape=(kh, kw): one
     rectangular kernel for every image. seeds default to 0..N-1; labels
     (input names) appear in messages and checkpoint records. Other arguments
     as `deblur` (region: one box or selector for every image). Images are
@@ -485,7 +503,7 @@ def deblur_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfd
     Raises ValueError (TypeError for a wrong type) before anything runs for:
     an empty batch or image, an image that is not (H, W[, 1 or 3]) float in
     [0, 1] or holds NaN/inf, a kernel larger than its image, kernel sizes
-    that are neither an int nor one entry per image, an unknown method,
+    that are neither an int nor one entry per image, "auto" for a method other than "map", an unknown method,
     preset or config field, a config value of the wrong type, iterations < 1,
     a region outside the image.
     """

@@ -112,11 +112,41 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _kernel_size_option(value: str):
+    """-k: a positive int, or "auto" (any case)."""
+    text = str(value).strip()
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1 or str(size) != text.lstrip("+"):
+        raise typer.BadParameter(f"{value!r} is neither a positive integer (pixels) nor 'auto'")
+    return size
+
+
+def _say_kernel_size_and_confidence(source, result) -> None:
+    """One line each (stderr), for method map: the size "auto" chose; a doubtful estimate."""
+    choice = result.extras.get("kernel_size")
+    if choice and choice.get("how") == "auto":
+        extent = "x".join(str(n) for n in choice["extent"])
+        _say(f"{source}: kernel size auto -> {choice['chosen'][0]} x {choice['chosen'][1]} (first pass at "
+             f"{choice['initial'][0]} px measured a {extent} px kernel"
+             + ("; it filled that support, the blur may be larger" if choice["saturated"] else "") + ")")
+    confidence = result.extras.get("confidence")
+    if confidence and not confidence["confident"]:
+        _say(f"{source}: low confidence in the kernel estimate: {'; '.join(confidence['reasons'])}")
+
+
 @app.command()
 def deblur(
     inputs: List[Path] = typer.Argument(..., help="Blurred image files (several make one batched run)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
-    kernel_size: int = typer.Option(..., "-k", "--kernel-size", help="Kernel support to estimate (pixels)."),
+    kernel_size: str = typer.Option("auto", "-k", "--kernel-size", callback=_kernel_size_option,
+                                    help="Kernel support to estimate (pixels), or auto (method map only: "
+                                         "measured per image by a first estimation; the size chosen is printed "
+                                         "and written to the JSON). DIP methods need a number."),
     method: str = typer.Option("auto", help="auto (map on a CPU, selfdeblur on a GPU/TPU; the chosen one is "
                                             "printed) | map: MAP kernel estimation + learned non-blind step "
                                             "(seconds on a CPU) | DIP: selfdeblur, kotera, uncertainty, "
@@ -185,6 +215,7 @@ def deblur(
         typer.echo(f"{file_plan.source}:")
         for kind, path in written.items():
             typer.echo(f"  {path}: {outputs.WHAT_EACH_FILE_IS[kind]}")
+        _say_kernel_size_and_confidence(file_plan.source, result)
 
 
 @app.command()

@@ -221,6 +221,9 @@ def write_deblur_outputs(plan: OutputPlan, blurred, result, *, extra: dict | Non
         "files": {kind: {"path": paths[kind].name, "is": WHAT_EACH_FILE_IS[kind]} for kind in paths},
         "config": dataclasses.asdict(result.config), "device": result.device, "timings": result.timings,
         "stamp": result.stamp, "checkpoint_dir": result.checkpoint_dir,
+        # method="map": how the kernel size was chosen ("auto" or given) and how far to trust the estimate
+        **{name: result.extras[key] for key, name in (("kernel_size", "kernel_size_choice"),
+                                                       ("confidence", "confidence")) if key in result.extras},
         "final_losses": {k: float(v[-1]) for k, v in result.history.items() if len(v)},
         "history": {k: [float(x) for x in v] for k, v in result.history.items()},
         **(extra or {}),

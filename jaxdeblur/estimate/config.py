@@ -111,6 +111,24 @@ class MapConfig:
     pnp_sigma_start: float = 49.0 / 255.0
     pnp_noise_sigma: float = 0.01
     pnp_lam: float = 0.23
+    # kernel_size="auto" (`jaxdeblur.estimate.support`): the first pass's support is
+    # odd(min(H, W) * auto_support_fraction) in [auto_support_min, auto_support_max] px; the final support is
+    # the first kernel's centred extent holding auto_mass of its mass (components under auto_component_mass of
+    # the mass dropped) + auto_margin px per side, odd.
+    auto_support_fraction: float = 1.0 / 6.0
+    auto_support_min: int = 5
+    auto_support_max: int = 61
+    auto_mass: float = 0.99
+    auto_component_mass: float = 0.1
+    auto_margin: int = 1
+    # The confidence of each estimate (`jaxdeblur.estimate.confidence`, calibrated there): flagged when the
+    # residual of the hyper-Laplacian deconvolution (data weight confidence_lam, exponent confidence_alpha),
+    # reblurred, exceeds confidence_residual_max x the noise std, or more than confidence_border_max of the
+    # kernel's mass lies on the outer ring of its support.
+    confidence_lam: float = 2e3
+    confidence_alpha: float = 2.0 / 3.0
+    confidence_residual_max: float = 1.85
+    confidence_border_max: float = 0.25
 
     def __post_init__(self):
         checks = {
@@ -135,6 +153,16 @@ class MapConfig:
             "pnp_iterations": self.pnp_iterations >= 1,
             "pnp_noise_sigma": 0 < self.pnp_noise_sigma <= self.pnp_sigma_start,
             "pnp_lam": self.pnp_lam > 0,
+            "auto_support_fraction": 0 < self.auto_support_fraction <= 1,
+            "auto_support_min": self.auto_support_min >= 1,
+            "auto_support_max": self.auto_support_max >= self.auto_support_min,
+            "auto_mass": 0 < self.auto_mass <= 1,
+            "auto_component_mass": 0 <= self.auto_component_mass < 1,
+            "auto_margin": self.auto_margin >= 0,
+            "confidence_lam": self.confidence_lam > 0,
+            "confidence_alpha": 0 < self.confidence_alpha <= 1,
+            "confidence_residual_max": self.confidence_residual_max > 0,
+            "confidence_border_max": 0 < self.confidence_border_max <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

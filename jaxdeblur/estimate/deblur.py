@@ -3,7 +3,9 @@
 Colour input: the kernel is estimated on the luma (`jaxdeblur.color.rgb_to_gray`,
 full-range BT.601) and every channel is deconvolved with it. The method is
 deterministic (no random draws): `seed` is accepted for symmetry with the DIP
-methods and ignored.
+methods and ignored. A kernel size "auto" is chosen per image by
+`jaxdeblur.estimate.support` (two estimations); every estimate gets a
+confidence (`jaxdeblur.estimate.confidence`), in `extras`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import numpy as np
 
 from jaxdeblur.color import rgb_to_gray
 from jaxdeblur.deconv import hyper_laplacian, pnp_hqs
+from jaxdeblur.estimate.confidence import kernel_confidence
 from jaxdeblur.estimate.config import MapConfig, resolve_config
 from jaxdeblur.estimate.map_estimator import as_kernel_shape, estimate_kernels
+from jaxdeblur.estimate.support import is_auto, resolve_kernel_sizes
 
 
 @dataclasses.dataclass
@@ -32,9 +36,15 @@ class MapResult:
     history: {"objective", "data", "prior", "lambda_grad", "edge_threshold", "scale": (T,)}
       per alternation, coarse to fine (see `KernelEstimate`).
     latent: (H, W) the estimator's last intermediate L0 latent (of the luma for colour input).
-    extras: {"scales": the pyramid's (image shape, kernel shape) pairs, coarse to fine}.
+    extras: {"scales": the pyramid's (image shape, kernel shape) pairs, coarse to fine;
+      "kernel_size": how the support was chosen: {"requested": "auto" or [kh, kw], "chosen": [kh, kw],
+      "how": "given" or "auto"} and for "auto" the `support.AutoSize` record ("initial": the first pass's
+      support, "extent": the extent measured on its kernel, "saturated"), all in pixels;
+      "confidence": `confidence.Confidence.record()` of the kernel on the (luma of the) input:
+      "confident", "reasons", "noise_sigma", "residual_ratio", "border_mass", "spread"}.
     timings: {"estimate_s": kernel estimation of the image's group, compile included on a
-      first call; "deconv_s": the non-blind step of this image}.
+      first call ("auto": + "auto_size_s", the first passes of every "auto" image of the call); "deconv_s": the
+      non-blind step of this image; "confidence_s"}.
     """
 
     image: np.ndarray
@@ -94,7 +104,9 @@ def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "def
 
     Args:
       blurred_list: images (H, W), (H, W, 1) or (H, W, 3), float in [0, 1].
-      kernel_sizes: one int for all, or one int / (kh, kw) per image.
+      kernel_sizes: one int (or "auto") for all, or one int / (kh, kw) / "auto" per image. "auto": the
+        support is chosen by `jaxdeblur.estimate.support` (a first estimation at a generous support, the
+        kernel's measured extent + a margin, then the estimation at that size; the config's auto_* fields).
       preset: "default" | "paper" | "fast" | "tiny"; config: a MapConfig or a dict of overrides.
       iterations: overrides the alternations per scale (`MapConfig.iterations`).
       seeds: ignored (the method is deterministic); kept in the results.
@@ -108,8 +120,10 @@ def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "def
     if not images:
         raise ValueError("blurred_list is empty: no images to deblur")
     n = len(images)
-    sizes = [as_kernel_shape(kernel_sizes)] * n if np.isscalar(kernel_sizes) else [
-        as_kernel_shape(s) for s in kernel_sizes]
+    def entry(s):
+        return "auto" if is_auto(s) else as_kernel_shape(s)
+
+    sizes = [entry(kernel_sizes)] * n if np.isscalar(kernel_sizes) else [entry(s) for s in kernel_sizes]
     seeds = [0] * n if seeds is None else [int(s) for s in seeds]
     if len(sizes) != n or len(seeds) != n:
         raise ValueError(f"got {n} images, {len(sizes)} kernel sizes and {len(seeds)} seeds; they must match")
@@ -118,6 +132,13 @@ def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "def
         cfg = dataclasses.replace(cfg, iterations=int(iterations))
 
     grays = [_gray(x) for x in images]
+    for i, gray in enumerate(grays):  # the first pass of "auto" checks what estimate_kernels would
+        if not np.isfinite(gray).all():
+            raise ValueError(f"blurred image {i} contains NaN or infinite values")
+    t0 = time.perf_counter()
+    requested = sizes
+    sizes, autos = resolve_kernel_sizes(grays, sizes, cfg)
+    auto_s = time.perf_counter() - t0
     groups = defaultdict(list)
     for i, (gray, size) in enumerate(zip(grays, sizes)):
         groups[(gray.shape, size)].append(i)
@@ -131,13 +152,22 @@ def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "def
             t0 = time.perf_counter()
             kernel = estimate.kernel[j]
             image = deconvolve(images[i], kernel, cfg, denoiser=denoiser)
+            timings = {"estimate_s": estimate_s, "deconv_s": time.perf_counter() - t0}
+            t0 = time.perf_counter()
+            confidence = kernel_confidence(grays[i], kernel, cfg)
+            timings["confidence_s"] = time.perf_counter() - t0
+            choice = {"requested": "auto" if autos[i] else list(requested[i]), "chosen": list(size),
+                      "how": "auto" if autos[i] else "given"}
+            if autos[i]:
+                choice.update({k: v for k, v in autos[i].record().items() if k != "size"})
+                timings["auto_size_s"] = auto_s
             results[i] = MapResult(
                 image=image, kernel=kernel,
                 history={name: v if name == "scale" else v[j] for name, v in estimate.history.items()},
                 latent=estimate.latent[j],
-                extras={"scales": [(s.image_shape, s.kernel_shape) for s in estimate.scales]},
-                method="map", preset=preset, config=cfg, seed=seeds[i],
-                timings={"estimate_s": estimate_s, "deconv_s": time.perf_counter() - t0}, device=device)
+                extras={"scales": [(s.image_shape, s.kernel_shape) for s in estimate.scales],
+                        "kernel_size": choice, "confidence": confidence.record()},
+                method="map", preset=preset, config=cfg, seed=seeds[i], timings=timings, device=device)
     return results
 
 
@@ -147,7 +177,8 @@ def map_deblur(blurred, kernel_size, *, preset: str = "default", config: MapConf
 
     Args:
       blurred: (H, W), (H, W, 1) or (H, W, 3) float in [0, 1].
-      kernel_size: int or (kh, kw), the support to estimate (at least the true blur's).
+      kernel_size: int or (kh, kw), the support to estimate (at least the true blur's), or "auto" (see
+        `map_deblur_batch`).
       preset: "default" | "paper" | "fast" | "tiny" (`jaxdeblur.estimate.PRESETS`).
       config: a MapConfig or a dict of field overrides of the preset.
       iterations: overrides the alternations per scale.

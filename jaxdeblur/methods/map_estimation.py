@@ -16,7 +16,11 @@ images); this module only tells the API how to call it:
   (plug-and-play HQS with the shipped denoiser named by `MapConfig.denoiser`,
   loaded here once per process), or the hyper-Laplacian step;
 - the method is deterministic (seeds are kept in the results, not used) and
-  has no checkpoints (``checkpoints = False``: a run takes seconds).
+  has no checkpoints (``checkpoints = False``: a run takes seconds);
+- it accepts kernel_size="auto" (``auto_kernel_size = True``): the support
+  is chosen per image (`jaxdeblur.estimate.support`), and every result's
+  extras say the size chosen and how ("kernel_size") and how far to trust the
+  estimate ("confidence", `jaxdeblur.estimate.confidence`).
 """
 
 from __future__ import annotations
@@ -45,11 +49,14 @@ class MapMethod:
     auto_reason = "the MAP estimator's tuned defaults, on every platform"
     checkpoints = False
     color_modes = ("y",)
+    auto_kernel_size = True
 
-    def run_images(self, config: MapConfig, images: Sequence[np.ndarray], kernel_size: tuple[int, int],
+    def run_images(self, config: MapConfig, images: Sequence[np.ndarray], kernel_size: tuple[int, int] | str,
                    seeds: Sequence[int], preset: str) -> list[MapResult]:
-        """`map_deblur_batch` of `images` ((H, W) or (H, W, C), one shape) with one kernel size."""
-        return map_deblur_batch(list(images), [tuple(kernel_size)] * len(images), preset=preset, config=config,
+        """`map_deblur_batch` of `images` ((H, W) or (H, W, C), one shape) with one kernel size (kh, kw) or
+        "auto" (chosen per image)."""
+        size = kernel_size if isinstance(kernel_size, str) else tuple(kernel_size)
+        return map_deblur_batch(list(images), [size] * len(images), preset=preset, config=config,
                                 seeds=list(seeds), denoiser=denoiser_for(config))
 
     def deconvolve(self, config: MapConfig, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -1,0 +1,149 @@
+"""How far to trust one kernel estimate: a few cheap measurements and a flag (`kernel_confidence`).
+
+For a gray blurred image y (H, W) and a kernel k (kh, kw):
+
+- noise_sigma: the noise std of y (Immerkaer 1996: the mean absolute
+  response to a 3 x 3 Laplacian difference mask), at least that of 8-bit
+  quantisation (1 / (255 sqrt 12)); [0, 1] units;
+- residual_ratio: how well the kernel explains y: x = y deconvolved with k
+  (`jaxdeblur.deconv.hyper_laplacian`, weights `confidence_lam`,
+  `confidence_alpha`, independent of the pipeline's non-blind step), then the
+  RMS of blur(x, k) - y over the interior (a kernel size in from every
+  border) divided by noise_sigma. A kernel that is the blur leaves about the
+  noise (measured 0.8-1.6 for the true kernel, see below); a wrong one leaves
+  the edges it cannot explain;
+- border_mass: the fraction of k's mass in the outermost ring of its support
+  (a kernel cut off by a too small support leans on it);
+- spread: exp(entropy of k) / (kh kw), the share of the support the kernel
+  effectively covers (1: uniform over the support, a diffuse failure;
+  1 / (kh kw): a delta). Reported, not used for the flag: a wide defocus blur
+  legitimately covers much of its support.
+
+The estimate is flagged (`confident` False, with the reasons) when
+residual_ratio > `confidence_residual_max` or border_mass >
+`confidence_border_max` (fields of `MapConfig`).
+
+Calibration (experiments/map_confidence.py, results in
+experiments/results/map_confidence_cpu.md): 96 x 96 crops of 4 skimage
+photos, 2 motion kernels (13 px), Gaussian noise 0.003 and 0.01, 8 cases per
+noise level. residual_ratio of the true kernel: 1.17-1.61 (noise 0.003),
+0.82-0.93 (0.01); of wrong kernels (the truth rotated by 90 degrees, another
+motion kernel, a Gaussian): 2.09-21.4 (0.003), 1.01-8.19 (0.01). The
+threshold 1.85 lies between 1.61 and 2.09: at noise 0.003 every wrong kernel
+is flagged (24 / 24) and no true one; at noise 0.01 only 10 / 24 wrong ones
+are (noise hides what a kernel of similar extent leaves). The residual says
+nothing against a kernel that is too small (a delta explains y exactly:
+0.19-0.43): border_mass does, for estimates at a support too small for the
+blur (the 13 px blurs estimated at 5 px: 0.32-0.60, all 16 flagged; the
+estimates at 13 px: 0.007-0.15), hence 0.25. The MAP estimates at 13 px
+("tiny" preset, similarity to the truth 0.48-0.83): 4 / 16 flagged, those
+with residual 1.92-4.45.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+from scipy import ndimage
+
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.estimate.config import MapConfig
+from jaxdeblur.forward import blur
+
+QUANTISATION_SIGMA = 1.0 / (255.0 * np.sqrt(12.0))  # the std of rounding to 8 bits, [0, 1] units
+_LAPLACIAN_DIFFERENCE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+
+
+def noise_sigma(gray) -> float:
+    """Noise std of a gray (H, W) image in [0, 1] units (Immerkaer's estimate), at least `QUANTISATION_SIGMA`.
+
+    Edges and texture raise it a little (it is an upper estimate on detailed images)."""
+    y = np.asarray(gray, np.float64)
+    if y.ndim != 2 or min(y.shape) < 3:
+        raise ValueError(f"noise_sigma needs a gray (H, W) image of at least 3 x 3 pixels, got shape {y.shape}")
+    response = ndimage.correlate(y, _LAPLACIAN_DIFFERENCE)[1:-1, 1:-1]
+    sigma = np.sqrt(np.pi / 2.0) * np.abs(response).mean() / 6.0
+    return float(max(sigma, QUANTISATION_SIGMA))
+
+
+@dataclasses.dataclass(frozen=True)
+class Confidence:
+    """The measurements of `kernel_confidence` (see the module docstring) and the flag.
+
+    noise_sigma: [0, 1] units; residual_ratio, border_mass, spread: dimensionless;
+    confident: no reason to doubt the estimate; reasons: one short phrase per test failed.
+    """
+
+    noise_sigma: float
+    residual_ratio: float
+    border_mass: float
+    spread: float
+    confident: bool
+    reasons: tuple[str, ...]
+
+    def record(self) -> dict:
+        """JSON-able dict of every field."""
+        return {"confident": self.confident, "reasons": list(self.reasons), "noise_sigma": self.noise_sigma,
+                "residual_ratio": self.residual_ratio, "border_mass": self.border_mass, "spread": self.spread}
+
+    def summary(self) -> str:
+        """One line: 'low confidence in the kernel estimate: <reasons>' or 'confident'."""
+        if self.confident:
+            return f"confident (residual {self.residual_ratio:.2f} x noise)"
+        return "low confidence in the kernel estimate: " + "; ".join(self.reasons)
+
+
+def border_mass(kernel) -> float:
+    """Fraction of a (kh, kw) kernel's (positive) mass on the outermost ring of its support (0 for kh or kw < 3)."""
+    k = np.maximum(np.asarray(kernel, np.float64), 0.0)
+    if min(k.shape) < 3 or k.sum() <= 0:
+        return 0.0
+    return float(1.0 - k[1:-1, 1:-1].sum() / k.sum())
+
+
+def spread(kernel) -> float:
+    """exp(entropy) of a (kh, kw) kernel's normalised positive taps divided by kh kw, in (0, 1]."""
+    k = np.maximum(np.asarray(kernel, np.float64), 0.0)
+    if k.sum() <= 0:
+        return 1.0 / k.size
+    p = k[k > 0] / k.sum()
+    return float(np.exp(-(p * np.log(p)).sum()) / k.size)
+
+
+def residual_ratio(gray, kernel, config: MapConfig, sigma: float | None = None) -> float:
+    """RMS of blur(x, k) - y over y's interior (a kernel size in from each border), divided by the noise std,
+    x = `gray` (H, W) deconvolved with `kernel` (kh, kw) by the hyper-Laplacian step (`confidence_lam`,
+    `confidence_alpha`). The interior is the whole image when the image is under 3 kernel sizes wide."""
+    y = np.asarray(gray, np.float32)
+    k = np.asarray(kernel, np.float32)
+    sigma = noise_sigma(y) if sigma is None else sigma
+    x = hyper_laplacian(y, k, lam=config.confidence_lam, alpha=config.confidence_alpha)
+    reblurred = np.asarray(blur(x, jnp.asarray(k), "reflect"))
+    kh, kw = k.shape
+    rows = slice(kh, y.shape[0] - kh) if y.shape[0] >= 3 * kh else slice(None)
+    cols = slice(kw, y.shape[1] - kw) if y.shape[1] >= 3 * kw else slice(None)
+    residual = (reblurred - y)[rows, cols]
+    return float(np.sqrt(np.mean(residual.astype(np.float64) ** 2)) / sigma)
+
+
+def kernel_confidence(gray, kernel, config: MapConfig) -> Confidence:
+    """The measurements and flag for `kernel` (kh, kw) (blur convention, sum 1) estimated from the gray (H, W)
+    blurred image `gray` in [0, 1] (the luma of a colour image), with `config`'s thresholds."""
+    sigma = noise_sigma(gray)
+    ratio = residual_ratio(gray, kernel, config, sigma)
+    ring = border_mass(kernel)
+    reasons = []
+    if not np.isfinite(ratio) or ratio > config.confidence_residual_max:
+        reasons.append(f"the kernel leaves {ratio:.2f} x the noise in the residual (> "
+                       f"{config.confidence_residual_max:g}): it does not explain the blur")
+    if ring > config.confidence_border_max:
+        reasons.append(f"{100 * ring:.0f} % of the kernel lies on the border of its support (> "
+                       f"{100 * config.confidence_border_max:.0f} %): the blur may be larger than the kernel size")
+    return Confidence(noise_sigma=sigma, residual_ratio=ratio, border_mass=ring, spread=spread(kernel),
+                      confident=not reasons, reasons=tuple(reasons))
+
+
+__all__ = ["Confidence", "QUANTISATION_SIGMA", "kernel_confidence", "noise_sigma", "residual_ratio", "border_mass",
+           "spread"]
