@@ -33,7 +33,61 @@ from jaxdeblur.models.pth import read_state_dict
 from jaxdeblur.models.registry import get_model
 from jaxdeblur.models.weights import Pretrained, load
 
-IMPORTERS = {"nafnet": "jaxdeblur.models.nafnet.torch_weights"}
+IMPORTERS = {"nafnet": "jaxdeblur.models.nafnet.torch_weights",
+             "kernel_space": "jaxdeblur.models.kernel_space.torch_weights"}
+
+
+def conv_layout(value: np.ndarray) -> np.ndarray:
+    """A PyTorch Conv2d / Linear weight in our layout: OIHW -> HWIO, (out, in) -> (in, out); others unchanged."""
+    value = np.asarray(value)
+    if value.ndim == 4:
+        return value.transpose(2, 3, 1, 0)
+    if value.ndim == 2:
+        return value.T
+    return value
+
+
+def transposed_conv_layout(value: np.ndarray) -> np.ndarray:
+    """A PyTorch ConvTranspose2d weight (in, out, kh, kw) as the kernel of the equivalent conv over the
+    zero-dilated input, HWIO: kernel[h, w, i, o] = weight[i, o, kh - 1 - h, kw - 1 - w]."""
+    return np.asarray(value)[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
+
+
+def assign_state_dict(model: nnx.Module, state, path_of, layout_of, what: str, variables=nnx.Param) -> nnx.Module:
+    """Sets every parameter of `model` from a PyTorch state dict (in place; returns `model`), strictly.
+
+    `variables`: the nnx filter of what is set (default the parameters; e.g.
+    ``nnx.Any(nnx.Param, nnx.BatchStat)`` for batch-norm running statistics too).
+
+    `path_of(name)` is our parameter path (as `nnx.to_flat_state` spells it)
+    of a state-dict name (KeyError: not a parameter of this network);
+    `layout_of(name, value)` the value in our layout. Every parameter must
+    be found with its shape and nothing else may be in `state` (as PyTorch's
+    `load_state_dict(strict=True)`). Values become float32 (float64 under x64).
+
+    Raises:
+      ValueError: unexpected or missing names, or a shape mismatch (each named, `what` the network).
+    """
+    flat = dict(nnx.to_flat_state(nnx.state(model, variables)))
+    found, unexpected = {}, []
+    for name, value in state.items():
+        try:
+            found[tuple(path_of(name))] = (name, layout_of(name, np.asarray(value)))
+        except KeyError:
+            unexpected.append(name)
+    missing = [".".join(map(str, p)) for p in flat if p not in found]
+    unexpected += [found[p][0] for p in found if p not in flat]
+    if missing or unexpected:
+        raise ValueError(f"the state dict does not fit this {what}: {len(missing)} parameters missing "
+                         f"{missing[:4]}, {len(unexpected)} unexpected {unexpected[:4]}")
+    wrong = [f"{found[p][0]} {found[p][1].shape} vs {v.shape}" for p, v in flat.items() if found[p][1].shape != v.shape]
+    if wrong:
+        raise ValueError(f"the state dict does not fit this {what}: shapes differ: {wrong[:4]}")
+    dtype = jax.numpy.zeros((), float).dtype  # float32, or float64 under x64
+    for path, variable in flat.items():
+        variable.set_value(jax.numpy.asarray(found[path][1], dtype=dtype))
+    nnx.update(model, nnx.from_flat_state(flat))
+    return model
 
 
 def default_preset(path: str | Path) -> str:

@@ -64,11 +64,11 @@ class _Conv(nnx.Module):
     """Padding (zeros or reflection) then a square conv ('VALID', PyTorch default init unless `init`)."""
 
     def __init__(self, cin: int, cout: int, size: int, *, stride: int = 1, pad: int | None = None,
-                 mode: str = "constant", init=None, rngs: nnx.Rngs):
+                 mode: str = "constant", init=None, bias: bool = True, rngs: nnx.Rngs):
         self.pad = (size - 1) // 2 if pad is None else pad
         self.mode = mode
         if init is None:
-            self.conv = torch_conv(cin, cout, size, stride=stride, rngs=rngs)
+            self.conv = torch_conv(cin, cout, size, stride=stride, bias=bias, rngs=rngs)
         else:
             self.conv = nnx.Conv(cin, cout, (size, size), strides=stride, padding="VALID", kernel_init=init,
                                  bias_init=nnx.initializers.zeros, conv_general_dilated=conv_general_dilated,
@@ -82,11 +82,19 @@ class _UpConv(nnx.Module):
     """PyTorch's ConvTranspose2d(kernel 4, stride 2, padding 1): (N, H, W, cin) -> (N, 2H, 2W, cout).
 
     Written as zeros inserted between the input pixels, 2 px of zeros around,
-    and a 4x4 'VALID' conv (the transposed conv with a learned kernel).
+    and a 4x4 'VALID' conv: our kernel[h, w, i, o] is PyTorch's weight[i, o, 3 - h, 3 - w].
+    Initialised as PyTorch initialises a ConvTranspose2d: its weight (cin, cout, 4, 4) has
+    fan_in = cout * 16 (PyTorch reads the fan from dim 1), so weight and bias are
+    U(-1/sqrt(16 cout), 1/sqrt(16 cout)).
     """
 
-    def __init__(self, cin: int, cout: int, *, rngs: nnx.Rngs):
-        self.conv = torch_conv(cin, cout, 4, rngs=rngs)
+    def __init__(self, cin: int, cout: int, *, bias: bool = True, rngs: nnx.Rngs):
+        bound = 1.0 / math.sqrt(16 * cout)
+        init = jax.nn.initializers.uniform(2 * bound)
+        self.conv = nnx.Conv(cin, cout, (4, 4), padding="VALID", use_bias=bias,
+                             kernel_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
+                             bias_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
+                             conv_general_dilated=conv_general_dilated, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         zero = jnp.zeros((), x.dtype)
@@ -98,13 +106,13 @@ class ResidualBlock(nnx.Module):
 
     `reflect=False`: the reference's ResidualBlock_noBN (weights 0.1 x Kaiming
     normal, zero biases); `reflect=True`: its ResnetBlock (reflection padding,
-    PyTorch default init), used by the code heads.
+    PyTorch default init; no biases in the reference's extractor: `bias=False`), used by the code heads.
     """
 
-    def __init__(self, channels: int, *, reflect: bool = False, rngs: nnx.Rngs):
+    def __init__(self, channels: int, *, reflect: bool = False, bias: bool = True, rngs: nnx.Rngs):
         mode, init = ("reflect", None) if reflect else ("constant", _residual_init)
-        self.conv1 = _Conv(channels, channels, 3, mode=mode, init=init, rngs=rngs)
-        self.conv2 = _Conv(channels, channels, 3, mode=mode, init=init, rngs=rngs)
+        self.conv1 = _Conv(channels, channels, 3, mode=mode, init=init, bias=bias, rngs=rngs)
+        self.conv2 = _Conv(channels, channels, 3, mode=mode, init=init, bias=bias, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return x + self.conv2(jax.nn.relu(self.conv1(x)))
@@ -115,19 +123,20 @@ class CodeHead(nnx.Module):
 
     (N, H, W, in_channels) -> (N, H / 2^downsamples, W / 2^downsamples, code_dim) for H, W multiples of
     2^downsamples. G's head (on sharp and blurred features) and the kernel-space DIP's code generator
-    (on fixed noise) are both this module.
+    (on fixed noise) are both this module. `bias=False`: no conv has a bias, as in the reference's
+    KernelExtractor (its norm "none" turns `use_bias` off).
     """
 
     def __init__(self, in_channels: int, *, width: int, code_dim: int, downsamples: int, blocks: int,
-                 rngs: nnx.Rngs):
+                 bias: bool = True, rngs: nnx.Rngs):
         outs = [min(width * 2 ** (i + 1), code_dim) for i in range(downsamples)]
         ins = [width] + outs[:-1]
-        self.stem = _Conv(in_channels, width, 7, mode="reflect", rngs=rngs)
-        self.downs = nnx.List([_Conv(i, o, 3, stride=2, rngs=rngs) for i, o in zip(ins, outs)])
+        self.stem = _Conv(in_channels, width, 7, mode="reflect", bias=bias, rngs=rngs)
+        self.downs = nnx.List([_Conv(i, o, 3, stride=2, bias=bias, rngs=rngs) for i, o in zip(ins, outs)])
         last = outs[-1] if outs else width
         # the reference's widths reach code_dim by themselves (64 * 2^5 > 512); other settings get a 1x1 projection
-        self.project = _Conv(last, code_dim, 1, rngs=rngs) if last != code_dim else None
-        self.blocks = nnx.List([ResidualBlock(code_dim, reflect=True, rngs=rngs) for _ in range(blocks)])
+        self.project = _Conv(last, code_dim, 1, bias=bias, rngs=rngs) if last != code_dim else None
+        self.blocks = nnx.List([ResidualBlock(code_dim, reflect=True, bias=bias, rngs=rngs) for _ in range(blocks)])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h = jax.nn.relu(self.stem(x))
@@ -145,16 +154,21 @@ def _unet_widths(nf: int, depth: int) -> list[int]:
 
 
 class CodeUNet(nnx.Module):
-    """F's U-Net: features (N, h, w, nf) and a code (N, h / 2^depth, w / 2^depth, code_dim) -> (N, h, w, nf)."""
+    """F's U-Net: features (N, h, w, nf) and a code (N, h / 2^depth, w / 2^depth, code_dim) -> (N, h, w, nf).
 
-    def __init__(self, nf: int, code_dim: int, depth: int, *, rngs: nnx.Rngs):
+    `all_biases=False`: the reference's biases (its norm "none" turns `use_bias` off): only the
+    outermost up conv has one; True: every conv has one.
+    """
+
+    def __init__(self, nf: int, code_dim: int, depth: int, *, all_biases: bool = False, rngs: nnx.Rngs):
         widths = _unet_widths(nf, depth)
         inputs = [nf] + widths[:-1]
-        self.downs = nnx.List([_Conv(inputs[i], widths[i], 4, pad=1, stride=2, rngs=rngs) for i in range(depth)])
+        self.downs = nnx.List([_Conv(inputs[i], widths[i], 4, pad=1, stride=2, bias=all_biases, rngs=rngs)
+                               for i in range(depth)])
         ups = []
         for i in range(depth):
             cin = widths[i] + code_dim if i == depth - 1 else 2 * widths[i]
-            ups.append(_UpConv(cin, inputs[i], rngs=rngs))
+            ups.append(_UpConv(cin, inputs[i], bias=all_biases or i == 0, rngs=rngs))
         self.ups = nnx.List(ups)
 
     def __call__(self, x: jax.Array, code: jax.Array) -> jax.Array:
@@ -182,12 +196,15 @@ class KernelSpace(nnx.Module):
       extractor_blocks: ResNet blocks at the end of G (paper 4).
       depth: U-Net levels of F = stride-2 convs of G's head (paper 5).
       feature_downsamples: stride-2 convs of the shared features (paper 2).
+      all_biases: False: the reference's biases (none in G's head, and in F's
+        U-Net only on the outermost up conv); True: every conv has a bias (how
+        the shipped kernel_space-cpu weights were trained).
       rngs: parameter initialisation keys.
     """
 
     def __init__(self, channels: int = 3, *, nf: int = 64, front_blocks: int = 10, back_blocks: int = 20,
                  code_dim: int = 512, extractor_blocks: int = 4, depth: int = 5, feature_downsamples: int = 2,
-                 rngs: nnx.Rngs):
+                 all_biases: bool = False, rngs: nnx.Rngs):
         if min(channels, nf, code_dim, depth) < 1 or min(front_blocks, back_blocks, extractor_blocks,
                                                           feature_downsamples) < 0:
             raise ValueError("channels, nf, code_dim and depth must be >= 1 and block / downsample counts >= 0, got "
@@ -200,8 +217,8 @@ class KernelSpace(nnx.Module):
         self.feature_downs = nnx.List([_Conv(nf, nf, 3, stride=2, rngs=rngs) for _ in range(feature_downsamples)])
         self.front = nnx.List([ResidualBlock(nf, rngs=rngs) for _ in range(front_blocks)])
         self.extractor = CodeHead(2 * nf, width=nf, code_dim=code_dim, downsamples=depth, blocks=extractor_blocks,
-                                  rngs=rngs)
-        self.unet = CodeUNet(nf, code_dim, depth, rngs=rngs)
+                                  bias=all_biases, rngs=rngs)
+        self.unet = CodeUNet(nf, code_dim, depth, all_biases=all_biases, rngs=rngs)
         self.back = nnx.List([ResidualBlock(nf, rngs=rngs) for _ in range(back_blocks)])
         self.ups = nnx.List([_Conv(nf, 4 * nf, 3, rngs=rngs) for _ in range(feature_downsamples)])
         self.last_hidden = _Conv(nf, nf, 3, rngs=rngs)

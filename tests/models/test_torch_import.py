@@ -4,6 +4,8 @@ Fixtures (written once by experiments/make_nafnet_golden.py with torch 2.13):
 nafnet_tiny.pth = torch.save({"params": state_dict}) of the reference NAFNet
 of tests/nets/fixtures/nafnet_golden.npz (whose out_float32 is that module's
 PyTorch output); pth_kinds.pth / .npz: tensors of many kinds and their values.
+kernel_space_tiny.pth (experiments/make_kernel_space_golden.py): torch.save(state_dict)
+of the reference KernelWizard of tests/nets/fixtures/kernel_space_golden.npz.
 """
 
 import os
@@ -24,6 +26,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NAFNET_PTH = FIXTURES / "nafnet_tiny.pth"
 KINDS_PTH = FIXTURES / "pth_kinds.pth"
 GOLDEN = Path(__file__).resolve().parents[1] / "nets" / "fixtures" / "nafnet_golden.npz"
+KERNEL_SPACE_PTH = FIXTURES / "kernel_space_tiny.pth"
+KERNEL_SPACE_GOLDEN = Path(__file__).resolve().parents[1] / "nets" / "fixtures" / "kernel_space_golden.npz"
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +122,26 @@ def test_imported_nafnet_reproduces_the_reference_output(tmp_path, golden):
     in_memory = models.import_torch("nafnet", NAFNET_PTH)
     assert in_memory.folder is None
     np.testing.assert_array_equal(np.asarray(in_memory.model(golden["x"])), out)
+
+
+def test_imported_kernel_space_reproduces_the_reference(tmp_path):
+    data = np.load(KERNEL_SPACE_GOLDEN)
+    sharp, blurred = (data[k].transpose(0, 2, 3, 1) for k in ("sharp", "blurred"))
+    pretrained = models.import_torch("kernel_space", KERNEL_SPACE_PTH, out=tmp_path)
+    assert pretrained.folder == tmp_path / "kernel_space" / "kernel_space_tiny"
+    assert pretrained.manifest["parameters"] == 13291 and len(pretrained.manifest["data"]["sha256"]) == 64
+    cfg = pretrained.config
+    assert (cfg.channels, cfg.nf, cfg.code_dim, cfg.depth, cfg.feature_downsamples, cfg.all_biases) == (
+        3, 4, 8, 3, 1, False)
+    code = np.asarray(pretrained.fn.encode(sharp, blurred))
+    np.testing.assert_allclose(code, data["code_float32"].transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+    net = pretrained.model  # F, unclamped, as PyTorch's adaptKernel
+    out = np.asarray(net.blur(sharp, code))
+    np.testing.assert_allclose(out, data["out_float32"].transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+    again = models.load("kernel_space-kernel_space_tiny", root=tmp_path)  # read back as a user does
+    np.testing.assert_array_equal(np.asarray(again.fn.encode(sharp, blurred)), code)
+    assert "not a kernel_space checkpoint: not a blur-kernel-space" in str(
+        pytest.raises(ValueError, models.import_torch, "kernel_space", NAFNET_PTH).value)
 
 
 def run(*args):

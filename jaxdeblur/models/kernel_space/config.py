@@ -16,7 +16,8 @@ Presets (each derived from `PAPER` with `dataclasses.replace`):
   quantised.
 - ``"cpu"``: a 0.69 M parameter model (2.6 MB of weights): gray 32 px
   crops (train400), nf 16, 2 front / 4 back blocks, 1 extractor block,
-  64-d code, depth 4, and NO feature downsampling (stride 16: 2 x 2 codes
+  64-d code, depth 4, a bias on every conv (``all_biases``: trained before the
+  fidelity check found the authors' bias-free G and U-Net), and NO feature downsampling (stride 16: 2 x 2 codes
   per crop). With the paper's 4x downsampled trunk a small model only
   learned the identity in the steps a CPU affords (measured: eval PSNR of
   the re-blur equal to the sharp crop's after 250 steps at nf 16, and after
@@ -46,6 +47,9 @@ class KernelSpaceConfig:
       nf, front_blocks, back_blocks, code_dim, extractor_blocks, depth,
         feature_downsamples: the network (`jaxdeblur.nets.kernel_space.KernelSpace`);
         the code map's stride is 2^(feature_downsamples + depth) px.
+      all_biases: False: the authors' conv biases (none in G's head, and in
+        F's U-Net only on the outermost up conv); True: a bias on every conv
+        (the cpu preset: its shipped weights were trained so).
       charbonnier_eps: eps of the Charbonnier loss mean(sqrt(d^2 + eps)).
       lr, lr_min: Adam's peak learning rate and the floor of each cosine period.
       lr_periods: the cosine periods as fractions of `train.steps` (sum 1);
@@ -73,6 +77,7 @@ class KernelSpaceConfig:
     extractor_blocks: int = 4
     depth: int = 5
     feature_downsamples: int = 2
+    all_biases: bool = False
     charbonnier_eps: float = 1e-6
     lr: float = 1e-4
     lr_min: float = 1e-8
@@ -120,6 +125,7 @@ CPU = dataclasses.replace(
     extractor_blocks=1,
     depth=4,
     feature_downsamples=0,
+    all_biases=True,
     lr=2e-3,
     lr_min=1e-6,
     lr_periods=(1.0,),

@@ -38,7 +38,7 @@ def build_network(config: KernelSpaceConfig, rngs: nnx.Rngs) -> KernelSpace:
     return KernelSpace(config.channels, nf=config.nf, front_blocks=config.front_blocks,
                        back_blocks=config.back_blocks, code_dim=config.code_dim,
                        extractor_blocks=config.extractor_blocks, depth=config.depth,
-                       feature_downsamples=config.feature_downsamples, rngs=rngs)
+                       feature_downsamples=config.feature_downsamples, all_biases=config.all_biases, rngs=rngs)
 
 
 def make_optimizer(config: KernelSpaceConfig) -> optax.GradientTransformation:
