@@ -41,6 +41,7 @@ from jaxdeblur.engine.runner import EngineOptions, image_offset, notify
 from jaxdeblur.estimate.support import AUTO as AUTO_KERNEL_SIZE
 from jaxdeblur.estimate.support import is_auto
 from jaxdeblur.methods import get_method
+from jaxdeblur.methods.map_init import check_init, map_warm_start
 from jaxdeblur.regions import resolve_region
 
 COLOR_MODES = ("y", "rgb")
@@ -72,6 +73,10 @@ class DeblurResult:
       from the input ("kept_from_input"), and a note when asked for colour on grey.
     region: (x, y, w, h) of the kernel-estimation window, or None (the whole image).
     stamp: what identifies the run; checkpoint_dir: where its checkpoints are (or None).
+    init: how the generators started: None (randomly, or the method's own start) or "map" (fitted to the
+      MAP estimator's kernel and non-blind image; extras then add "init_kernel" (kh, kw), "init_image"
+      (h, w, C) and the fit's "fit_iterations_<image|kernel>" / "fit_rmse_<image|kernel>", timings
+      "init_s" and "fit_s").
     """
 
     image: np.ndarray
@@ -90,6 +95,7 @@ class DeblurResult:
     region: tuple[int, int, int, int] | None = None
     stamp: dict = dataclasses.field(default_factory=dict)
     checkpoint_dir: str | None = None
+    init: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +129,8 @@ class BatchPlan:
     seeds: tuple[int, ...]
     labels: tuple[str, ...]
     groups: tuple[GroupPlan, ...]
+    init: str | None = None
+    init_config: Any = None
 
     def checkpoint_dir(self, root: str | Path, group: GroupPlan) -> Path:
         """The folder of one group's checkpoints under `root`."""
@@ -275,7 +283,8 @@ def _platform(options: EngineOptions | None) -> str:
 def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeblur", *,
                kernel_shape: tuple[int, int] | None = None, preset: str = AUTO_PRESET, iterations: int | None = None,
                seeds: Sequence[int] | None = None, config: Any = None, color: str = "y", finish: bool = True,
-               region=None, labels: Sequence[str] | None = None, platform: str | None = None) -> BatchPlan:
+               region=None, labels: Sequence[str] | None = None, platform: str | None = None,
+               init: str | None = None, init_config: Any = None) -> BatchPlan:
     """Checks every argument of `deblur_batch` and plans the jobs, running nothing.
 
     Raises ValueError / TypeError naming the argument (and the image index)
@@ -310,6 +319,7 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
                                           auto=getattr(algorithm, "auto_preset", None),
                                           auto_reason=getattr(algorithm, "auto_reason", None))
     cfg = _config(algorithm.presets, preset_name, iterations, config)
+    init_cfg = check_init(init, init_config, algorithm)
 
     fitted, chroma, colors, regions = [], [], [], []
     for x, size, label in zip(images, sizes, labels):
@@ -336,6 +346,9 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
                  "inputs_sha256": [_pixels_sha256(images[i]) for i in idx],
                  "regions": [None if regions[i] is None else list(regions[i]) for i in idx],
                  "version": version}
+        if init is not None:  # only then, so the stamps (and checkpoint folders) of other runs stay as they were
+            stamp["init"] = {"method": init, "config": json.loads(json.dumps(dataclasses.asdict(init_cfg),
+                                                                             default=str))}
         stamp_id = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
         groups.append(GroupPlan(tuple(idx), tuple(shape), size if size == AUTO_KERNEL_SIZE else tuple(size), stamp,
                                 stamp_id))
@@ -343,7 +356,7 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
                      config=cfg, color=color, finish=bool(finish), images=tuple(images), fitted=tuple(fitted),
                      chroma=tuple(chroma),
                      colors=tuple(colors), regions=tuple(regions), seeds=tuple(seeds), labels=tuple(labels),
-                     groups=tuple(groups))
+                     groups=tuple(groups), init=init, init_config=init_cfg)
 
 
 def _group_options(plan: BatchPlan, group: GroupPlan, options: EngineOptions) -> EngineOptions:
@@ -387,7 +400,14 @@ def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[Debl
         opts = _group_options(plan, group, options)
         ys = np.stack([plan.fitted[i] for i in group.members])
         keys = jax.numpy.stack([jax.random.key(plan.seeds[i]) for i in group.members])
-        out = algorithm.run(plan.config, ys, group.kernel_size, keys, opts)
+        if plan.init is None:
+            out = algorithm.run(plan.config, ys, group.kernel_size, keys, opts)
+        else:  # MAP first, then the generators fitted to its estimates, then the method's schedule
+            warm, init_extras, init_timings = map_warm_start(plan.init_config, algorithm, plan.config, ys,
+                                                             group.kernel_size)
+            out = algorithm.run(plan.config, ys, group.kernel_size, keys, opts, init=warm)
+            out = dataclasses.replace(out, extras={**out.extras, **init_extras},
+                                      timings={**out.timings, **init_timings})
         oy, ox = image_offset(algorithm, plan.config, group.kernel_size)  # the method's crop of its latent
         h, w = group.shape[:2]
         for j, i in enumerate(group.members):
@@ -404,7 +424,7 @@ def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[Debl
                 latent=out.latents[j], extras={k: v[j] for k, v in out.extras.items()}, method=plan.method,
                 preset=plan.preset, config=plan.config, seed=plan.seeds[i], timings=timings, device=out.device,
                 deconvolved=deconvolved, color=plan.colors[i], region=plan.regions[i], stamp=group.stamp,
-                checkpoint_dir=opts.checkpoint_dir)
+                checkpoint_dir=opts.checkpoint_dir, init=plan.init)
     return results
 
 
@@ -450,7 +470,8 @@ def _crop(x: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = AUTO_PRESET,
            iterations: int | None = None, seed: int = 0, config: Any = None, color: str = "y", finish: bool = True,
-           region=None, options: EngineOptions | None = None) -> DeblurResult:
+           region=None, init: str | None = None, init_config: Any = None,
+           options: EngineOptions | None = None) -> DeblurResult:
     """Blind deblurring of one image.
 
     blurred: (H, W) or (H, W, 3) float in [0, 1]. kernel_size: int or (kh, kw),
@@ -477,17 +498,24 @@ def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = AU
     the whole input non-blind with the estimated kernel (`result.deconvolved`).
     region: estimate the kernel on a window only, (x, y, w, h) or a selector
     name ("auto": the most textured 256-pixel window; see `jaxdeblur.regions`),
-    for photos too large for the generators; needs finish. The same seed
-    gives the same result.
+    for photos too large for the generators; needs finish. init: None (the
+    method's own start) or "map" (DIP methods selfdeblur / kotera /
+    uncertainty: run the MAP estimator first and fit the generators to its
+    kernel and non-blind image, then run the method's schedule;
+    `jaxdeblur.methods.map_init`); init_config: a MapInitConfig or a dict of
+    its overrides ("map.<field>" for the MAP config). The same seed gives
+    the same result.
     """
     return deblur_batch([blurred], [kernel_size], method, preset=preset, iterations=iterations, seeds=[seed],
-                        config=config, color=color, finish=finish, region=region, options=options)[0]
+                        config=config, color=color, finish=finish, region=region, init=init,
+                        init_config=init_config, options=options)[0]
 
 
 def deblur_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeblur", *,
                  kernel_shape: tuple[int, int] | None = None, preset: str = AUTO_PRESET,
                  iterations: int | None = None, seeds: Sequence[int] | None = None, config: Any = None,
                  color: str = "y", finish: bool = True, region=None, labels: Sequence[str] | None = None,
+                 init: str | None = None, init_config: Any = None,
                  options: EngineOptions | None = None) -> list[DeblurResult]:
     """Blind deblurring of many images in batched, compiled runs.
 
@@ -505,10 +533,10 @@ def deblur_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfd
     [0, 1] or holds NaN/inf, a kernel larger than its image, kernel sizes
     that are neither an int nor one entry per image, "auto" for a method other than "map", an unknown method,
     preset or config field, a config value of the wrong type, iterations < 1,
-    a region outside the image.
+    a region outside the image, an unknown init or one the method cannot start from.
     """
     options = options or EngineOptions()
     plan = plan_batch(blurred_list, kernel_sizes, method, kernel_shape=kernel_shape, preset=preset,
                       iterations=iterations, seeds=seeds, config=config, color=color, finish=finish, region=region,
-                      labels=labels, platform=_platform(options))
+                      labels=labels, platform=_platform(options), init=init, init_config=init_config)
     return run_plan(plan, options)

@@ -168,6 +168,12 @@ def deblur(
     overwrite: bool = typer.Option(False, help="Replace existing results (and this run's checkpoints) in OUT."),
     checkpoint_every: int = typer.Option(500, help="Iterations between checkpoints (honoured exactly)."),
     set_: List[str] = typer.Option([], "--set", help="Config override NAME=VALUE (repeatable)."),
+    init: Optional[str] = typer.Option(None, help="map: start a DIP method (selfdeblur, kotera, uncertainty) from "
+                                                  "the MAP estimator: its generators are first fitted to MAP's "
+                                                  "kernel and non-blind image."),
+    init_set: List[str] = typer.Option([], "--init-set", help="Override of the MAP initialisation NAME=VALUE "
+                                                              "(repeatable; fit_max_iterations=500, "
+                                                              "map.nonblind=hyper_laplacian, ...)."),
 ):
     """Deblur INPUT images blindly; writes the restored image, kernel, figure and JSON per input."""
     from jaxdeblur import outputs
@@ -188,7 +194,8 @@ def deblur(
     images = [load_image(p, mode="auto") for p in inputs]
     plan = plan_batch(images, kernel_size, method, preset=preset, iterations=iterations,
                       seeds=[seed + i for i in range(len(images))], config=parse_overrides(set_) or None,
-                      color=color, finish=finish, region=box, labels=[str(p) for p in inputs])
+                      color=color, finish=finish, region=box, labels=[str(p) for p in inputs], init=init,
+                      init_config=parse_overrides(init_set) or None)
     files = outputs.plan_outputs(inputs, out, files=outputs.deblur_files(finish=finish, region=box is not None))
     outputs.check_writable(files, overwrite=overwrite)
     root = (out / "checkpoints").absolute()

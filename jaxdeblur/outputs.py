@@ -220,7 +220,10 @@ def write_deblur_outputs(plan: OutputPlan, blurred, result, *, extra: dict | Non
         "region": None if result.region is None else dict(zip(("x", "y", "w", "h"), result.region)),
         "files": {kind: {"path": paths[kind].name, "is": WHAT_EACH_FILE_IS[kind]} for kind in paths},
         "config": dataclasses.asdict(result.config), "device": result.device, "timings": result.timings,
-        "stamp": result.stamp, "checkpoint_dir": result.checkpoint_dir,
+        "stamp": result.stamp, "checkpoint_dir": result.checkpoint_dir, "init": getattr(result, "init", None),
+        # generator fits per stage (MAP init, Kotera's scales): iterations and RMSE, null where not fitted
+        "fits": {k: [None if x != x else x for x in np.asarray(v).ravel().tolist()]
+                 for k, v in result.extras.items() if k.startswith("fit_")},
         # method="map": how the kernel size was chosen ("auto" or given) and how far to trust the estimate
         **{name: result.extras[key] for key, name in (("kernel_size", "kernel_size_choice"),
                                                        ("confidence", "confidence")) if key in result.extras},

@@ -6,8 +6,14 @@ factor sqrt(2): 1/2, 1/sqrt(2), 1), the image side round(f_s * H) and the
 kernel side `jaxdeblur.kernels.resized_size(kh, f_s)`, never below
 min(min_kernel, kh). Each scale is one `run_batch` stage; between scales
 the previous estimates are resampled to the next scale and the next scale's
-generators are fitted to them (`jaxdeblur.engine.fitting`). Works for
-double-DIP methods whose networks are named "image" and "kernel".
+generators are fitted to them (`jaxdeblur.engine.fitting`). Before the
+first stage the generators can be fitted to given estimates instead (a
+`WarmStart`, at full scale: e.g. the MAP estimator's kernel and non-blind
+image, `jaxdeblur.methods.map_init`); a single-scale method runs that as a
+pipeline of one stage. Works for double-DIP methods; the networks fitted to
+the latent and to the kernel are "image" and "kernel" unless the method says
+otherwise (its optional hook `fit_networks(cfg) -> {"image": name, "kernel":
+name}`, e.g. the uncertainty method's kernel comes out of its "refine" net).
 
 Geometry: with the 'valid' forward model a scale's latent image is
 (h + kh - 1, w + kw - 1) and the observed pixels sit at rows/columns
@@ -141,6 +147,62 @@ class Tolerances:
     kernel_relative: float
 
 
+@dataclasses.dataclass(frozen=True)
+class WarmStart:
+    """Estimates the generators are fitted to before a pipeline's first stage, at the input's full scale.
+
+    latents: (R, H+kh-1, W+kw-1, C) float32 in [0, 1], the image generator's
+      target (the method's latent shape; None: that generator stays random).
+    kernels: (R, kh, kw) float32, non-negative, sum 1, blur convention (None:
+      that generator stays random).
+    fit: the fit's cap and Adam rates, keyed by role ("image", "kernel").
+    tolerances: when each fit stops (see `Tolerances`).
+    Both are resampled to the first stage's scale (`resample_latents`,
+    `resample_kernels`) when that is not the full one.
+    """
+
+    latents: Any
+    kernels: Any
+    fit: FitSettings
+    tolerances: Tolerances
+
+
+def fit_networks(method, cfg) -> dict[str, str]:
+    """{"image": network fitted to the latent, "kernel": network fitted to the kernel}: the method's hook
+    `fit_networks(cfg)` if it has one, else the double-DIP names."""
+    if hasattr(method, "fit_networks"):
+        return dict(method.fit_networks(cfg))
+    return {"image": "image", "kernel": "kernel"}
+
+
+@dataclasses.dataclass(frozen=True)
+class _RoleOutputs:
+    """`fit_generators`' outputs for renamed networks: (latent, kernel, extras) -> {network: output}."""
+
+    image: str
+    kernel: str
+
+    def __call__(self, latent, kernel, extras) -> dict:
+        return {self.image: latent, self.kernel: kernel}
+
+
+def fit_roles(method, cfg, nets, state, targets: dict, tolerances: dict, fit: FitSettings,
+              options: EngineOptions) -> tuple[Any, FitInfo]:
+    """`fit_generators` with targets, tolerances and rates keyed by role ("image" / "kernel"); the method's
+    `fit_networks` names the network of each role. The FitInfo is keyed by role too."""
+    names = fit_networks(method, cfg)
+    if names == {"image": "image", "kernel": "kernel"}:
+        return fit_generators(method, cfg, nets, state, targets, tolerances, fit, options=options)
+    rates = dict(fit.learning_rates)
+    settings = FitSettings(fit.max_iterations, tuple((names[role], rates[role]) for role in sorted(rates)))
+    state, info = fit_generators(method, cfg, nets, state, {names[r]: v for r, v in targets.items()},
+                                 {names[r]: v for r, v in tolerances.items()}, settings, options=options,
+                                 outputs=_RoleOutputs(names["image"], names["kernel"]))
+    role = {net: r for r, net in names.items()}
+    back = lambda d: {role[n]: v for n, v in d.items()}  # noqa: E731
+    return state, FitInfo(back(info.iterations), back(info.rmse), back(info.reached), info.fit_s)
+
+
 @dataclasses.dataclass
 class PipelineResult:
     """outcomes[s]: the BatchOutcome of stage s; fits[s]: its FitInfo (empty when nothing was fitted)."""
@@ -168,20 +230,24 @@ def _fit_targets(image, kernel, tol: Tolerances):
 
 def run_scales(method, stages: Sequence[Stage], ys, keys, *, options: EngineOptions = EngineOptions(),
                fit: FitSettings | None = None, tolerances: Tolerances | None = None, initial_kernels=None,
-               transfer: bool = True, stage_options: Callable[[int, EngineOptions], EngineOptions] | None = None
-               ) -> PipelineResult:
+               transfer: bool = True, stage_options: Callable[[int, EngineOptions], EngineOptions] | None = None,
+               warm_start: WarmStart | None = None) -> PipelineResult:
     """Runs the stages coarsest first on full-size blurred images ys (R, H, W, C).
 
     Stage s sees ys resized to its image size. Before stage 0 the kernel
-    generator is fitted to `initial_kernels` ((R, kh0, kw0), None: no fit);
-    before each later stage, when `transfer`, both generators are fitted to
-    the previous stage's latent and kernel resampled to this scale (stage 0
+    generator is fitted to `initial_kernels` ((R, kh0, kw0), None: no fit),
+    or, with a `warm_start`, the generators to its estimates (given at the
+    last stage's scale, the input's; resampled to stage 0's; fitted with its
+    own settings); before each later stage, when `transfer`, both generators
+    are fitted to the previous stage's latent and kernel resampled to this scale (stage 0
     and transfer=False start from random networks). Fits use `fit` and
     `tolerances`. Keys: `stage_keys`. Checkpoints of stage s go to
     <checkpoint_dir>/scale<s> unless `stage_options` says otherwise.
     """
     if not stages:
         raise ValueError("a pipeline needs at least one stage")
+    if warm_start is not None and initial_kernels is not None:
+        raise ValueError("give initial_kernels or a warm_start, not both")
     if (initial_kernels is not None or (transfer and len(stages) > 1)) and (fit is None or tolerances is None):
         raise ValueError("fitting generators needs `fit` settings and `tolerances`")
     ys = np.asarray(ys, np.float32)
@@ -191,7 +257,11 @@ def run_scales(method, stages: Sequence[Stage], ys, keys, *, options: EngineOpti
         opts = _options_for(s, len(stages), options) if stage_options is None else stage_options(s, options)
         ys_s = resize_images(ys, stage.size.image_size)
         image = kernel = None
-        if s == 0 and initial_kernels is not None:
+        fit_s, tolerances_s = fit, tolerances
+        if s == 0 and warm_start is not None:
+            image, kernel = _warm_targets(warm_start, ys.shape[0], stages[-1].size, stage.size)
+            fit_s, tolerances_s = warm_start.fit, warm_start.tolerances
+        elif s == 0 and initial_kernels is not None:
             kernel = np.asarray(initial_kernels, np.float32)
             if kernel.shape[1:] != tuple(stage.size.kernel_size):
                 raise ValueError(f"initial kernels {kernel.shape[1:]} do not match stage 0's size "
@@ -205,14 +275,47 @@ def run_scales(method, stages: Sequence[Stage], ys, keys, *, options: EngineOpti
         if image is not None or kernel is not None:
             nets, state = init_batch(method, stage.cfg, ys_s, stage.size.kernel_size,
                                      stage_keys(keys, s, len(stages)), opts)
-            targets, tols = _fit_targets(image, kernel, tolerances)
-            state, info = fit_generators(method, stage.cfg, nets, state, targets, tols, fit, options=opts)
+            targets, tols = _fit_targets(image, kernel, tolerances_s)
+            state, info = fit_roles(method, stage.cfg, nets, state, targets, tols, fit_s, opts)
         out = run_batch(method, stage.cfg, ys_s, stage.size.kernel_size, stage_keys(keys, s, len(stages)),
                         iterations=stage.iterations, options=opts, state=state,
                         meta={"scale": s, "scales": len(stages)})
         outcomes.append(out)
         fits.append(info)
     return PipelineResult(outcomes, fits)
+
+
+def _warm_targets(warm: WarmStart, runs: int, full: ScaleSize, size: ScaleSize) -> tuple:
+    """A warm start's (latents, kernels) given at the scale `full` (the input's), resampled to the scale
+    `size`; either may be None. Raises ValueError when their shapes do not match `full` and `runs`."""
+    image = kernel = None
+    if warm.kernels is not None:
+        kernel = np.asarray(warm.kernels, np.float32)
+        if kernel.shape != (runs, *full.kernel_size) or not np.all(np.isfinite(kernel)):
+            raise ValueError(f"warm-start kernels {kernel.shape} must be finite and match the runs' "
+                             f"{(runs, *full.kernel_size)}")
+    if warm.latents is not None:
+        image = np.asarray(warm.latents, np.float32)
+        expected = (runs, full.image_size[0] + full.kernel_size[0] - 1, full.image_size[1] + full.kernel_size[1] - 1)
+        if image.shape[:3] != expected or image.ndim != 4 or not np.all(np.isfinite(image)):
+            raise ValueError(f"warm-start latents {image.shape} must be finite and match the runs' latents "
+                             f"{expected} x channels")
+    if (full.image_size, full.kernel_size) != (tuple(size.image_size), tuple(size.kernel_size)):
+        image = None if image is None else resample_latents(image, full, size)
+        kernel = None if kernel is None else resample_kernels(kernel, full, size)
+    return image, kernel
+
+
+def fit_extras(fits: Sequence[FitInfo], runs: int) -> dict:
+    """Per-run records of a pipeline's fits, one column per stage: "fit_iterations_<role>" (R, S) int32 (0
+    where not fitted) and "fit_rmse_<role>" (R, S) float32 (NaN where not fitted), roles image and kernel."""
+    extras = {}
+    for role in ("image", "kernel"):
+        extras[f"fit_iterations_{role}"] = np.stack(
+            [f.iterations.get(role, np.zeros(runs, np.int32)) for f in fits], axis=1)
+        extras[f"fit_rmse_{role}"] = np.stack(
+            [f.rmse.get(role, np.full(runs, np.nan, np.float32)) for f in fits], axis=1)
+    return extras
 
 
 def _options_for(stage: int, stages: int, options: EngineOptions) -> EngineOptions:
@@ -222,5 +325,6 @@ def _options_for(stage: int, stages: int, options: EngineOptions) -> EngineOptio
     return dataclasses.replace(options, **changes) if changes else options
 
 
-__all__ = ["ScaleSize", "Stage", "Tolerances", "PipelineResult", "scale_factors", "scale_plan", "resize_images",
+__all__ = ["ScaleSize", "Stage", "Tolerances", "WarmStart", "PipelineResult", "fit_networks", "fit_roles",
+           "fit_extras", "scale_factors", "scale_plan", "resize_images",
            "resample_latents", "resample_kernels", "stage_keys", "run_scales"]

@@ -6,12 +6,14 @@ For a gray blurred image y (H, W) and a kernel k (kh, kw):
   response to a 3 x 3 Laplacian difference mask), at least that of 8-bit
   quantisation (1 / (255 sqrt 12)); [0, 1] units;
 - residual_ratio: how well the kernel explains y: x = y deconvolved with k
-  (`jaxdeblur.deconv.hyper_laplacian`, weights `confidence_lam`,
-  `confidence_alpha`, independent of the pipeline's non-blind step), then the
-  RMS of blur(x, k) - y over the interior (a kernel size in from every
-  border) divided by noise_sigma. A kernel that is the blur leaves about the
-  noise (measured 0.8-1.6 for the true kernel, see below); a wrong one leaves
-  the edges it cannot explain;
+  (`jaxdeblur.deconv.hyper_laplacian`, exponent `confidence_alpha`, data
+  weight `confidence_lam` x (`confidence_noise_ref` / noise_sigma)^2, i.e.
+  Krishnan & Fergus's 2e3 at 1 % noise and proportionally more trust in the
+  data for cleaner images; independent of the pipeline's non-blind step),
+  then the RMS of blur(x, k) - y over the interior (a kernel size in from
+  every border) divided by noise_sigma. A kernel that is the blur leaves
+  about the noise or less (measured 0.44-1.25 for true kernels, see below);
+  a wrong one leaves the edges it cannot explain;
 - border_mass: the fraction of k's mass in the outermost ring of its support
   (a kernel cut off by a too small support leans on it);
 - spread: exp(entropy of k) / (kh kw), the share of the support the kernel
@@ -20,24 +22,28 @@ For a gray blurred image y (H, W) and a kernel k (kh, kw):
   legitimately covers much of its support.
 
 The estimate is flagged (`confident` False, with the reasons) when
-residual_ratio > `confidence_residual_max` or border_mass >
-`confidence_border_max` (fields of `MapConfig`).
+residual_ratio > `confidence_residual_max` (1.5) or border_mass >
+`confidence_border_max` (0.25) (fields of `MapConfig`).
 
 Calibration (experiments/map_confidence.py, results in
-experiments/results/map_confidence_cpu.md): 96 x 96 crops of 4 skimage
-photos, 2 motion kernels (13 px), Gaussian noise 0.003 and 0.01, 8 cases per
-noise level. residual_ratio of the true kernel: 1.17-1.61 (noise 0.003),
-0.82-0.93 (0.01); of wrong kernels (the truth rotated by 90 degrees, another
-motion kernel, a Gaussian): 2.09-21.4 (0.003), 1.01-8.19 (0.01). The
-threshold 1.85 lies between 1.61 and 2.09: at noise 0.003 every wrong kernel
-is flagged (24 / 24) and no true one; at noise 0.01 only 10 / 24 wrong ones
-are (noise hides what a kernel of similar extent leaves). The residual says
-nothing against a kernel that is too small (a delta explains y exactly:
-0.19-0.43): border_mass does, for estimates at a support too small for the
-blur (the 13 px blurs estimated at 5 px: 0.32-0.60, all 16 flagged; the
-estimates at 13 px: 0.007-0.15), hence 0.25. The MAP estimates at 13 px
-("tiny" preset, similarity to the truth 0.48-0.83): 4 / 16 flagged, those
-with residual 1.92-4.45.
+experiments/results/map_confidence_cpu.md), residual_ratio:
+
+- synthetic: 96 x 96 crops of 4 skimage photos, 2 motion kernels (13 px),
+  Gaussian noise 0.003 or 0.01, 8 cases each. True kernels 0.53-1.25 (0.003)
+  and 0.83-0.94 (0.01), none flagged; wrong kernels (the truth rotated by 90
+  degrees, another motion kernel, a Gaussian) flagged 23 / 24 at noise 0.003
+  but only 12 / 24 at 0.01 (1.02-8.15: noise hides what a kernel of similar
+  extent leaves);
+- Levin et al.'s real blur (16 images, kernels 1, 3, 5, 7): true kernels
+  0.44-1.08, none flagged; rot90 / the next Levin kernel flagged 15 / 16 and
+  16 / 16; the MAP estimates ("default" preset, SelfDeblur's sizes) 0.87-3.11,
+  4 / 16 flagged: exactly the four with the largest error ratios (2.60, 2.40,
+  2.38, 1.53 in experiments/results/levin_map_cpu.md; the 12 passed: 1.07-1.45).
+
+The residual says nothing against a kernel that is too small (a delta
+explains y: 0.02-0.23): border_mass does, for estimates at a support too
+small for the blur (the synthetic 13 px blurs estimated at 5 px: 0.32-0.60,
+16 / 16 flagged; at 13 px: at most 0.15).
 """
 
 from __future__ import annotations
@@ -114,12 +120,14 @@ def spread(kernel) -> float:
 
 def residual_ratio(gray, kernel, config: MapConfig, sigma: float | None = None) -> float:
     """RMS of blur(x, k) - y over y's interior (a kernel size in from each border), divided by the noise std,
-    x = `gray` (H, W) deconvolved with `kernel` (kh, kw) by the hyper-Laplacian step (`confidence_lam`,
-    `confidence_alpha`). The interior is the whole image when the image is under 3 kernel sizes wide."""
+    x = `gray` (H, W) deconvolved with `kernel` (kh, kw) by the hyper-Laplacian step (`confidence_alpha`, data
+    weight `confidence_lam` x (`confidence_noise_ref` / sigma)^2); sigma: the noise std ([0, 1] units; default
+    `noise_sigma(gray)`). The interior is the whole image when the image is under 3 kernel sizes wide."""
     y = np.asarray(gray, np.float32)
     k = np.asarray(kernel, np.float32)
     sigma = noise_sigma(y) if sigma is None else sigma
-    x = hyper_laplacian(y, k, lam=config.confidence_lam, alpha=config.confidence_alpha)
+    lam = config.confidence_lam * (config.confidence_noise_ref / sigma) ** 2
+    x = hyper_laplacian(y, k, lam=lam, alpha=config.confidence_alpha)
     reblurred = np.asarray(blur(x, jnp.asarray(k), "reflect"))
     kh, kw = k.shape
     rows = slice(kh, y.shape[0] - kh) if y.shape[0] >= 3 * kh else slice(None)

@@ -122,12 +122,14 @@ class MapConfig:
     auto_component_mass: float = 0.1
     auto_margin: int = 1
     # The confidence of each estimate (`jaxdeblur.estimate.confidence`, calibrated there): flagged when the
-    # residual of the hyper-Laplacian deconvolution (data weight confidence_lam, exponent confidence_alpha),
-    # reblurred, exceeds confidence_residual_max x the noise std, or more than confidence_border_max of the
-    # kernel's mass lies on the outer ring of its support.
+    # residual of the hyper-Laplacian deconvolution (exponent confidence_alpha, data weight confidence_lam at a
+    # noise std of confidence_noise_ref, scaled by (confidence_noise_ref / the image's noise std)^2), reblurred,
+    # exceeds confidence_residual_max x the noise std, or more than confidence_border_max of the kernel's mass
+    # lies on the outer ring of its support.
     confidence_lam: float = 2e3
+    confidence_noise_ref: float = 0.01
     confidence_alpha: float = 2.0 / 3.0
-    confidence_residual_max: float = 1.85
+    confidence_residual_max: float = 1.5
     confidence_border_max: float = 0.25
 
     def __post_init__(self):
@@ -160,6 +162,7 @@ class MapConfig:
             "auto_component_mass": 0 <= self.auto_component_mass < 1,
             "auto_margin": self.auto_margin >= 0,
             "confidence_lam": self.confidence_lam > 0,
+            "confidence_noise_ref": self.confidence_noise_ref > 0,
             "confidence_alpha": 0 < self.confidence_alpha <= 1,
             "confidence_residual_max": self.confidence_residual_max > 0,
             "confidence_border_max": 0 < self.confidence_border_max <= 1,

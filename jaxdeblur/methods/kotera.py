@@ -12,7 +12,8 @@ SelfDeblur's (`Kotera` subclasses `SelfDeblur`); what changes is the run:
    the previous scale (the only way a DIP can carry an estimate to the next
    scale, so this transfer belongs to the multiscale switch).
 2. Initialisation (`init`): before the first (coarsest, or only) scale the
-   kernel generator is fitted to a Gaussian with sigma = `init_sigma` x the
+   kernel generator is fitted to a Gaussian (or, given a `WarmStart` such as
+   MAP's, `run(init=...)`, both generators to its estimates) with sigma = `init_sigma` x the
    kernel half-width (kh // 2, kw // 2); the image generator stays random.
    Fits stop at RMSE `fit_image_rmse` (10/255) for the image and
    `fit_kernel_rmse` x max(target kernel) for the kernel (our reading of the
@@ -48,7 +49,7 @@ import numpy as np
 
 from jaxdeblur import kernels as K
 from jaxdeblur.engine.fitting import FitSettings
-from jaxdeblur.engine.multiscale import Stage, Tolerances, run_scales, scale_plan
+from jaxdeblur.engine.multiscale import Stage, Tolerances, WarmStart, fit_extras, run_scales, scale_plan
 from jaxdeblur.config import NEVER
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
 
@@ -158,8 +159,12 @@ class Kotera(SelfDeblur):
         return (FitSettings(cfg.fit_max_iterations, (("image", cfg.fit_lr_image), ("kernel", cfg.fit_lr_kernel))),
                 Tolerances(cfg.fit_image_rmse, cfg.fit_kernel_rmse))
 
-    def run(self, cfg: KoteraConfig, ys, kernel_size, keys, options):
-        """Runs the pipeline on a batch ys (R, H, W, C); the BatchOutcome of the last scale (see module doc)."""
+    def run(self, cfg: KoteraConfig, ys, kernel_size, keys, options, init: WarmStart | None = None):
+        """Runs the pipeline on a batch ys (R, H, W, C); the BatchOutcome of the last scale (see module doc).
+
+        init: a WarmStart (full-scale estimates, e.g. MAP's: `jaxdeblur.methods.map_init`) the generators of
+        the first scale are fitted to, with its own fit settings, instead of the Gaussian of `cfg.init`.
+        """
         if not isinstance(cfg, KoteraConfig):
             raise TypeError(f"kotera needs a KoteraConfig, got {type(cfg).__name__}")
         _check(cfg)
@@ -169,11 +174,11 @@ class Kotera(SelfDeblur):
         stages = self.stages(cfg, ys.shape[1:3], kernel_size)
         fit, tolerances = self.fit_settings(cfg)
         k0 = None
-        if cfg.init:
+        if cfg.init and init is None:
             k0 = np.broadcast_to(self.initial_kernel(cfg, stages[0].size.kernel_size),
                                  (ys.shape[0], *stages[0].size.kernel_size))
         result = run_scales(self, stages, ys, keys, options=options, fit=fit, tolerances=tolerances,
-                            initial_kernels=k0, transfer=cfg.multiscale)
+                            initial_kernels=k0, transfer=cfg.multiscale, warm_start=init)
         final = result.outcomes[-1]
         runs, n = ys.shape[0], len(stages)
         extras = dict(final.extras)
@@ -181,11 +186,7 @@ class Kotera(SelfDeblur):
             extras[f"scale{s}_loss"] = out.history["loss"]
             extras[f"scale{s}_kernel"] = out.kernels
             extras[f"scale{s}_latent"] = out.latents
-        for net in ("image", "kernel"):
-            extras[f"fit_iterations_{net}"] = np.stack(
-                [f.iterations.get(net, np.zeros(runs, np.int32)) for f in result.fits], axis=1)
-            extras[f"fit_rmse_{net}"] = np.stack(
-                [f.rmse.get(net, np.full(runs, np.nan, np.float32)) for f in result.fits], axis=1)
+        extras.update(fit_extras(result.fits, runs))
         timings = {k: float(sum(o.timings.get(k, 0.0) for o in result.outcomes))
                    for k in ("compile_s", "run_s", "iterations_run")}
         timings["fit_s"] = float(sum(f.fit_s for f in result.fits))

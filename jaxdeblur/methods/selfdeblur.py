@@ -19,10 +19,12 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
 from jaxdeblur import losses
+from jaxdeblur.engine.multiscale import ScaleSize, Stage, WarmStart, fit_extras, run_scales
 from jaxdeblur.engine.runner import run_batch
 from jaxdeblur.forward import blur
 from jaxdeblur.nets import KernelGenerator, SkipGenerator
@@ -88,6 +90,7 @@ class SelfDeblur:
     """The SelfDeblur method for the DIP engine (see `jaxdeblur.engine.method`)."""
 
     name = "selfdeblur"
+    inits = ("map",)  # starts a run can take besides its random one (`run(init=...)`, `jaxdeblur.methods.map_init`)
     presets = {
         "paper": DIPConfig(),
         # CPU setting: 4 levels of 32 channels, 16 skip, no non-local blocks,
@@ -150,6 +153,20 @@ class SelfDeblur:
             {name: optax.adam(multistep_lr(lr, cfg.lr_milestones, cfg.lr_gamma)) for name, lr in rates.items()},
             param_labels=lambda params: {name: jax.tree.map(lambda _: name, tree) for name, tree in params.items()})
 
-    def run(self, cfg: DIPConfig, ys, kernel_size, keys, options):
-        """Runs the whole method on a batch (R, H, W, C): one stage of cfg.iterations."""
-        return run_batch(self, cfg, ys, kernel_size, keys, iterations=cfg.iterations, options=options)
+    def run(self, cfg: DIPConfig, ys, kernel_size, keys, options, init: WarmStart | None = None):
+        """Runs the whole method on a batch (R, H, W, C): one stage of cfg.iterations.
+
+        init: a WarmStart (e.g. the MAP estimator's kernel and non-blind image, `jaxdeblur.methods.map_init`):
+        the generators are first fitted to it (a pipeline of one stage, `run_scales`); the outcome's extras
+        then add "fit_iterations_<image|kernel>" (R, 1) and "fit_rmse_<image|kernel>" (R, 1), its timings
+        "fit_s".
+        """
+        if init is None:
+            return run_batch(self, cfg, ys, kernel_size, keys, iterations=cfg.iterations, options=options)
+        ys = np.asarray(ys, np.float32)
+        stage = Stage(cfg, ScaleSize(1.0, tuple(ys.shape[1:3]), tuple(kernel_size)), cfg.iterations)
+        result = run_scales(self, [stage], ys, keys, options=options, warm_start=init)
+        out = result.outcomes[0]
+        timings = {**out.timings, "fit_s": float(result.fits[0].fit_s)}
+        return dataclasses.replace(out, extras={**out.extras, **fit_extras(result.fits, ys.shape[0])},
+                                   timings=timings)

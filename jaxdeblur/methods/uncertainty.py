@@ -215,6 +215,11 @@ class Uncertainty(SelfDeblur):
         extras = {"kernel_variance": mc["variance"], "kernel_mean": mc["mean"]} if cfg.uncertainty else {}
         return latent, kernel, extras
 
+    def fit_networks(self, cfg: UncertaintyConfig) -> dict[str, str]:
+        """The networks a warm start fits (`engine.multiscale.fit_networks`): the kernel is the refinement
+        net's output with the uncertainty branch ("refine"; the base FCN's samples stay as drawn)."""
+        return {"image": "image", "kernel": "refine" if cfg.uncertainty else "kernel"}
+
     def optimizer(self, cfg: UncertaintyConfig) -> optax.GradientTransformation:
         """Adam per group: image generator + attention at lr_image, kernel + refinement nets at lr_kernel."""
         group = {"image": "image", "attention": "image", "kernel": "kernel", "refine": "kernel"}
