@@ -13,7 +13,7 @@ import typer
 
 
 def import_weights_command(
-    model: str = typer.Argument(..., help="Model to import (nafnet)."),
+    model: str = typer.Argument(..., help="Model to import (nafnet, kernel_space, ufpnet)."),
     file: Path = typer.Argument(..., help="The authors' PyTorch checkpoint (.pth, torch.save's zip format)."),
     out: Path = typer.Option(..., "-o", "--out", help="Checkpoints root: writes OUT/MODEL/PRESET/."),
     preset: Optional[str] = typer.Option(None, help="Preset name of the weights (default: from the file name)."),

@@ -14,7 +14,10 @@ has an importer in `IMPORTERS`: a module with ``from_state_dict(state) ->
 (config, nnx.Module)`` that reads the architecture from the state dict and
 maps the authors' names and layouts onto ours (NAFNet:
 `jaxdeblur.models.nafnet.torch_weights`, the authors' GoPro width 32 / 64
-and any other block counts). The weights folder is the export format of
+and any other block counts; blur kernel space: `models.kernel_space.torch_weights`,
+their KernelWizard; UFPNet: `models.ufpnet.torch_weights`, their
+UFPNet_code_uncertainty with its flow). `assign_state_dict` is the strict
+name-by-name setter they share. The weights folder is the export format of
 `jaxdeblur.train.export`; its manifest records the source file and its sha256.
 """
 
@@ -34,7 +37,8 @@ from jaxdeblur.models.registry import get_model
 from jaxdeblur.models.weights import Pretrained, load
 
 IMPORTERS = {"nafnet": "jaxdeblur.models.nafnet.torch_weights",
-             "kernel_space": "jaxdeblur.models.kernel_space.torch_weights"}
+             "kernel_space": "jaxdeblur.models.kernel_space.torch_weights",
+             "ufpnet": "jaxdeblur.models.ufpnet.torch_weights"}
 
 
 def conv_layout(value: np.ndarray) -> np.ndarray:

@@ -32,8 +32,8 @@ Flow layers (the "forward" direction goes from data x to latent z):
   with tanh, t the same MLP with ReLU (hidden width 25; `num_hidden` extra
   hidden-to-hidden layers as FKP's `n_hidden`: the reference's n_hidden = 1 is
   Linear(d, 25) - act - Linear(25, 25) - act - Linear(25, d)). PyTorch's
-  default Linear initialisation; FKP's t starts as a copy of s's initial
-  weights, here both are drawn independently.
+  default Linear initialisation; t starts as a copy of s's initial weights
+  (FKP deep-copies s_net).
   log |det dz/dx| = -sum((1 - m) s).
 - `FlowBatchNorm` (RealNVP / MAF batch norm): z = exp(log_gamma) (x - mean) /
   sqrt(var + eps) + beta, log |det| = sum(log_gamma - log(var + eps) / 2).
@@ -58,6 +58,8 @@ vmap-able in evaluation mode):
   offset dequantization * norm / 2, clips negative taps to 0 and renormalises
   to sum 1 (`jaxdeblur.kernels.normalize`). So decode(encode(k)) == k for a
   valid kernel, and every decoded kernel is non-negative with sum 1.
+  `raw_decode=True` decodes exactly as UFPNet's code does (FKP's post-process
+  only: no offset, clipping or renormalisation), for the authors' weights.
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ class MaskedAffineCoupling(nnx.Module):
         self.parity = parity
         self.scale_net = _mlp(dim, hidden, num_hidden, jnp.tanh, rngs)
         self.shift_net = _mlp(dim, hidden, num_hidden, jax.nn.relu, rngs)
+        # FKP's t_net is a deepcopy of s_net: the same initial weights
+        for s_layer, t_layer in zip(self.scale_net.layers, self.shift_net.layers):
+            if isinstance(s_layer, nnx.Linear):
+                t_layer.kernel.set_value(s_layer.kernel[...])
+                t_layer.bias.set_value(s_layer.bias[...])
 
     def _mask(self) -> jax.Array:
         return ((jnp.arange(self.dim) + self.parity) % 2).astype(jnp.float32)
@@ -187,14 +194,17 @@ class KernelFlow(nnx.Module):
       dequantization: width of the uniform dequantisation noise in units of k / norm (1 / 720).
       momentum, epsilon: of the batch norms (0.9, 1e-5).
       use_running_average: start in evaluation mode (False: training mode, as FKP's modules).
+      raw_decode: `decode` as UFPNet's code: FKP's post-process only (no offset
+        removal, clipping or renormalisation; module docstring).
       rngs: parameter initialisation (PyTorch's default Linear init).
     """
 
     def __init__(self, kernel_size=19, *, num_couplings: int = 5, hidden: int = 25, num_hidden: int = 1,
                  batch_norm: bool = True, alpha: float = 1e-6, norm: float = 1.01,
                  dequantization: float = 1.0 / 720.0, momentum: float = 0.9, epsilon: float = 1e-5,
-                 use_running_average: bool = False, rngs: nnx.Rngs):
+                 use_running_average: bool = False, raw_decode: bool = False, rngs: nnx.Rngs):
         self.kernel_size = _check_kernel_size(kernel_size)
+        self.raw_decode = bool(raw_decode)
         if num_couplings < 1 or hidden < 1 or num_hidden < 0:
             raise ValueError(f"need num_couplings >= 1, hidden >= 1, num_hidden >= 0; got {num_couplings}, "
                              f"{hidden}, {num_hidden}")
@@ -224,7 +234,7 @@ class KernelFlow(nnx.Module):
             raise ValueError(f"{name} must have shape (..., {kh}, {kw}), got {k.shape}")
         if not jnp.issubdtype(k.dtype, jnp.floating):
             raise TypeError(f"{name} must be floating point, got dtype {k.dtype}")
-        return k.astype(jnp.float32).reshape(*k.shape[:-2], self.dim)
+        return k.astype(jnp.promote_types(k.dtype, jnp.float32)).reshape(*k.shape[:-2], self.dim)
 
     def _check_codes(self, z) -> jax.Array:
         z = jnp.asarray(z)
@@ -232,7 +242,7 @@ class KernelFlow(nnx.Module):
             raise ValueError(f"z must have shape (..., {self.dim}) (kh * kw latent values), got {z.shape}")
         if not jnp.issubdtype(z.dtype, jnp.floating):
             raise TypeError(f"z must be floating point, got dtype {z.dtype}")
-        return z.astype(jnp.float32)
+        return z.astype(jnp.promote_types(z.dtype, jnp.float32))  # float32, or float64 kept
 
     # ----- pre / post process (kernel space <-> logit space), elementwise on (..., dim) -----
     def preprocess(self, k_flat: jax.Array, noise=0.5) -> tuple[jax.Array, jax.Array]:
@@ -303,6 +313,9 @@ class KernelFlow(nnx.Module):
         """Latent codes (..., kh * kw) -> kernels (..., kh, kw): non-negative, sum 1 (clipped and renormalised)."""
         z = self._check_codes(z)
         x, _ = self.inverse(z.reshape(-1, self.dim))
+        if self.raw_decode:  # UFPNet's post_process: sigmoid, (s - alpha) / (1 - 2 alpha), times norm
+            k = (jax.nn.sigmoid(x) - self.alpha) / (1 - 2 * self.alpha) * self.norm
+            return k.reshape(*z.shape[:-1], *self.kernel_size)
         k = self.postprocess(x).reshape(*z.shape[:-1], *self.kernel_size)
         return kernels.normalize(k)
 

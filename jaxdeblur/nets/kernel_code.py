@@ -14,11 +14,12 @@ Two heads at full resolution (each conv3x3 - ReLU - conv3x3):
 
 - mean head: kh * kw channels, softmax over the channels (a kernel-shaped
   map per pixel), then STANDARDISED over the taps of each pixel as the
-  reference does before decoding: (p - mean(p)) / std(p) (unbiased std, plus
-  1e-6 against a flat map): the per-pixel mean code m (N, H, W, kh * kw);
-- sigma head: one sigmoid output per pixel, sigma (N, H, W) in (0, 1) (the
-  reference predicts kh * kw sigmoids and averages them per pixel; one
-  output has the same range at a fraction of the cost).
+  reference does before decoding: (p - mean(p)) / (std(p) + std_eps)
+  (unbiased std; the reference's std_eps is 0, ours 1e-6 by default against
+  a flat map): the per-pixel mean code m (N, H, W, kh * kw);
+- sigma head: sigma (N, H, W) in (0, 1): with `sigma_per_tap` (the
+  reference) kh * kw sigmoid outputs averaged per pixel; without, one
+  sigmoid output per pixel (the same range at a fraction of the cost).
 
 The latent code of pixel p is z = m * sqrt(1 - sigma^2) + eps * sigma with
 eps ~ N(0, I) (UFPNet's uncertainty learning), and its kernel is the flow's
@@ -36,16 +37,19 @@ the result. `kernels_at` gives the field at chosen pixels only (the training
 loss samples pixels: the flow decode is the expensive part).
 
 Convolutions use PyTorch's default initialisation and zero padding.
+Checked against the authors' PyTorch code (tests/nets/test_ufpnet_golden.py).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxdeblur.nets.conv import conv_general_dilated
 from jaxdeblur.nets.flow import KernelFlow
 from jaxdeblur.nets.functional import torch_conv
 
@@ -76,11 +80,19 @@ class TransposedConv3x3(nnx.Module):
     (H, W) must be (2h - 1 or 2h, 2w - 1 or 2w). Written as the input with
     zeros between its pixels (stride-2 upsampling) followed by a 3x3 conv
     (zero padding 1 top / left, 1 or 2 bottom / right): the same linear maps
-    as the transposed convolution, up to the kernel flip.
+    as the transposed convolution, our kernel[h, w, i, o] being PyTorch's
+    weight[i, o, 2 - h, 2 - w]. Initialised as PyTorch initialises it: its
+    weight (c_in, c_out, 3, 3) has fan_in = 9 c_out (dim 1), so weight and
+    bias are U(-1/sqrt(9 c_out), 1/sqrt(9 c_out)).
     """
 
     def __init__(self, c_in: int, c_out: int, *, rngs: nnx.Rngs):
-        self.conv = torch_conv(c_in, c_out, 3, rngs=rngs)
+        bound = 1.0 / math.sqrt(9 * c_out)
+        init = jax.nn.initializers.uniform(2 * bound)
+        self.conv = nnx.Conv(c_in, c_out, (3, 3), padding="VALID",
+                             kernel_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
+                             bias_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
+                             conv_general_dilated=conv_general_dilated, rngs=rngs)
 
     def __call__(self, x: jax.Array, size: tuple[int, int]) -> jax.Array:
         n, h, w, c = x.shape
@@ -143,10 +155,13 @@ class KernelCodeNet(nnx.Module):
       kernel_size: (kh, kw) of the kernels (the flow's), or an int for square ones.
       widths: channels of the two U-Net levels (reference (64, 128)).
       middle_width, middle_convs: the middle convs (reference 256, 5).
+      sigma_per_tap: the reference's sigma head (kh * kw sigmoids averaged per
+        pixel); False: one sigmoid output per pixel.
+      std_eps: added to the std of the standardisation (reference 0).
     """
 
     def __init__(self, channels: int, kernel_size, *, widths: Sequence[int] = (64, 128), middle_width: int = 256,
-                 middle_convs: int = 5, rngs: nnx.Rngs):
+                 middle_convs: int = 5, sigma_per_tap: bool = False, std_eps: float = _STD_EPS, rngs: nnx.Rngs):
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         widths = tuple(widths)
         if len(widths) != 2 or min(widths) < 1 or middle_width < 1 or middle_convs < 1 or channels < 1:
@@ -166,7 +181,10 @@ class KernelCodeNet(nnx.Module):
         self.mean_hidden = Conv3x3(c1, c1, rngs=rngs)
         self.mean_out = torch_conv(c1, self.taps, 3, rngs=rngs)  # applied to padded rows (see `mean_codes`)
         self.sigma_hidden = Conv3x3(c1, c1, rngs=rngs)
-        self.sigma_out = Conv3x3(c1, 1, rngs=rngs)
+        self.sigma_out = Conv3x3(c1, self.taps if sigma_per_tap else 1, rngs=rngs)
+        if std_eps < 0:
+            raise ValueError(f"std_eps must be >= 0, got {std_eps}")
+        self.std_eps = float(std_eps)
 
     def features(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(mean head's hidden features (N, H, W, c1) after ReLU, sigma (N, H, W)) of images x (N, H, W, C)."""
@@ -175,7 +193,7 @@ class KernelCodeNet(nnx.Module):
         for conv in self.middle:
             f = jax.nn.relu(conv(f))
         f = self.decoder2(self.decoder1(f, skip2), skip1)
-        sigma = jax.nn.sigmoid(self.sigma_out(jax.nn.relu(self.sigma_hidden(f))))[..., 0]
+        sigma = jnp.mean(jax.nn.sigmoid(self.sigma_out(jax.nn.relu(self.sigma_hidden(f)))), axis=-1)
         return jax.nn.relu(self.mean_hidden(f)), sigma
 
     def mean_codes(self, hidden_rows: jax.Array) -> jax.Array:
@@ -184,7 +202,7 @@ class KernelCodeNet(nnx.Module):
         hidden_rows: (N, R + 2, W + 2, c1), the zero-padded hidden features of
         rows r - 1 .. r + R (see `features`).
         """
-        return standardise(self.mean_out(hidden_rows))
+        return standardise(self.mean_out(hidden_rows), self.std_eps)
 
     def mean_codes_at(self, hidden: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array:
         """Standardised mean codes (N, M, kh kw) of the pixels (rows[n, m], cols[n, m]) only.
@@ -198,7 +216,7 @@ class KernelCodeNet(nnx.Module):
         images = jnp.arange(hidden.shape[0])[:, None, None, None]
         patches = padded[images, rows[..., None, None] + offsets[:, None], cols[..., None, None] + offsets[None, :]]
         logits = jnp.einsum("nmijc,ijco->nmo", patches, self.mean_out.kernel[...]) + self.mean_out.bias[...]
-        return standardise(logits)
+        return standardise(logits, self.std_eps)
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(standardised mean codes (N, H, W, kh kw), sigma (N, H, W)) of images x (N, H, W, C), unchunked."""
@@ -206,12 +224,13 @@ class KernelCodeNet(nnx.Module):
         return self.mean_codes(_pad1(hidden)), sigma
 
 
-def standardise(logits: jax.Array) -> jax.Array:
-    """Mean codes from the mean head's logits (..., kh kw): softmax over the taps, then (p - mean) / (std + 1e-6)."""
+def standardise(logits: jax.Array, eps: float = _STD_EPS) -> jax.Array:
+    """Mean codes from the mean head's logits (..., kh kw): softmax over the taps, then (p - mean) / (std + eps)
+    (unbiased std)."""
     p = jax.nn.softmax(logits, axis=-1)
     mean = jnp.mean(p, axis=-1, keepdims=True)
     std = jnp.std(p, axis=-1, ddof=1, keepdims=True)
-    return (p - mean) / (std + _STD_EPS)
+    return (p - mean) / (std + eps)
 
 
 def code_noise(key: jax.Array, images: jax.Array, rows: jax.Array, cols: jax.Array, taps: int) -> jax.Array:

@@ -27,6 +27,11 @@ kernel branch starts without effect.
 `UFPNet.__call__` pads the image to a multiple of 2^levels (reflection, as
 the reference), estimates the kernels on the padded image, restores it, and
 crops the restoration, the field and the sigma map back.
+
+With the authors' weights (`jaxdeblur.models.ufpnet.torch_weights`: their
+code net's sigma head per tap, no epsilon in the standardisation, the flow's
+raw decode) the codes, sigma, kernel field, restoration and gradients equal
+their PyTorch code's (tests/nets/test_ufpnet_golden.py, experiments/ufpnet_fidelity.py).
 """
 
 from __future__ import annotations
@@ -126,18 +131,20 @@ class UFPNet(nnx.Module):
       channels: image channels C.
       width, enc_blocks, middle_blocks, dec_blocks, conditioned_levels: the `KernelConditionedNAFNet`
         (reference: 64, (1, 1, 1, 28), 1, (1, 1, 1, 1), 3).
-      code_widths, code_middle_width, code_middle_convs: the `KernelCodeNet` (reference (64, 128), 256, 5).
+      code_widths, code_middle_width, code_middle_convs, code_sigma_per_tap, code_std_eps: the `KernelCodeNet`
+        (reference (64, 128), 256, 5, True, 0.0).
     """
 
     def __init__(self, flow: KernelFlow, *, channels: int = 3, width: int = 64,
                  enc_blocks: Sequence[int] = (1, 1, 1, 28), middle_blocks: int = 1,
                  dec_blocks: Sequence[int] = (1, 1, 1, 1), conditioned_levels: int = 3,
                  code_widths: Sequence[int] = (64, 128), code_middle_width: int = 256, code_middle_convs: int = 5,
-                 rngs: nnx.Rngs):
+                 code_sigma_per_tap: bool = True, code_std_eps: float = 0.0, rngs: nnx.Rngs):
         self.channels = channels
         self.flow = flow
         self.code_net = KernelCodeNet(channels, flow.kernel_size, widths=code_widths, middle_width=code_middle_width,
-                                      middle_convs=code_middle_convs, rngs=rngs)
+                                      middle_convs=code_middle_convs, sigma_per_tap=code_sigma_per_tap,
+                                      std_eps=code_std_eps, rngs=rngs)
         self.deblur = KernelConditionedNAFNet(channels, width, enc_blocks, middle_blocks, dec_blocks, taps=flow.dim,
                                               conditioned_levels=conditioned_levels, rngs=rngs)
 

@@ -6,6 +6,8 @@ of tests/nets/fixtures/nafnet_golden.npz (whose out_float32 is that module's
 PyTorch output); pth_kinds.pth / .npz: tensors of many kinds and their values.
 kernel_space_tiny.pth (experiments/make_kernel_space_golden.py): torch.save(state_dict)
 of the reference KernelWizard of tests/nets/fixtures/kernel_space_golden.npz.
+ufpnet_tiny.pth (experiments/make_ufpnet_golden.py): torch.save({"params": state_dict}) of the
+reference UFPNet_code_uncertainty of tests/nets/fixtures/ufpnet_golden.npz.
 """
 
 import os
@@ -28,6 +30,8 @@ KINDS_PTH = FIXTURES / "pth_kinds.pth"
 GOLDEN = Path(__file__).resolve().parents[1] / "nets" / "fixtures" / "nafnet_golden.npz"
 KERNEL_SPACE_PTH = FIXTURES / "kernel_space_tiny.pth"
 KERNEL_SPACE_GOLDEN = Path(__file__).resolve().parents[1] / "nets" / "fixtures" / "kernel_space_golden.npz"
+UFPNET_PTH = FIXTURES / "ufpnet_tiny.pth"
+UFPNET_GOLDEN = Path(__file__).resolve().parents[1] / "nets" / "fixtures" / "ufpnet_golden.npz"
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +146,28 @@ def test_imported_kernel_space_reproduces_the_reference(tmp_path):
     np.testing.assert_array_equal(np.asarray(again.fn.encode(sharp, blurred)), code)
     assert "not a kernel_space checkpoint: not a blur-kernel-space" in str(
         pytest.raises(ValueError, models.import_torch, "kernel_space", NAFNET_PTH).value)
+
+
+def test_imported_ufpnet_reproduces_the_reference(tmp_path):
+    data = np.load(UFPNET_GOLDEN)
+    x = data["x"].transpose(0, 2, 3, 1)  # 14 x 18, reflect-padded to 16 x 20 inside
+    pretrained = models.import_torch("ufpnet", UFPNET_PTH, out=tmp_path)
+    assert pretrained.folder == tmp_path / "ufpnet" / "ufpnet_tiny"
+    assert pretrained.manifest["parameters"] == 15853 - 333  # the unused kernel_down.1 (9 x 9 x 2 x 2 + 9) dropped
+    cfg = pretrained.config
+    assert (cfg.width, cfg.enc_blocks, cfg.conditioned_levels, cfg.prior.kernel_size, cfg.prior.raw_decode) == (
+        4, (1, 1), 2, 3, True)
+    out = pretrained.model(x, None)  # no code noise, unclamped: the reference's pieces
+    np.testing.assert_allclose(np.asarray(out.kernels), data["kernels_float32"].reshape(1, 16, 20, 3, 3)[:, :14, :18],
+                               rtol=1e-4, atol=1e-5 * np.abs(data["kernels"]).max())
+    np.testing.assert_allclose(np.asarray(out.restored), data["restored_float32"].transpose(0, 2, 3, 1), rtol=1e-4,
+                               atol=1e-5)
+    again = models.load("ufpnet-ufpnet_tiny", root=tmp_path)  # read back as a user does
+    np.testing.assert_array_equal(np.asarray(again.model(x, None).restored), np.asarray(out.restored))
+    result = again(x[0])  # the restorer: clamped, with its fixed code-noise key
+    assert result.restored.shape == (14, 18, 3) and 0 <= result.restored.min() and result.restored.max() <= 1
+    assert "not a ufpnet checkpoint: not a UFPNet state dict" in str(
+        pytest.raises(ValueError, models.import_torch, "ufpnet", KERNEL_SPACE_PTH).value)
 
 
 def run(*args):

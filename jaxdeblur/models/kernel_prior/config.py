@@ -36,6 +36,9 @@ class KernelPriorConfig:
       kernel_size: kernel side kh = kw in pixels (19).
       num_couplings, hidden, num_hidden, batch_norm, momentum: the RealNVP (5, 25, 1, True, 0.9).
       alpha, norm, dequantization: the logit pre-process (1e-6, 1.01, 1/720).
+      raw_decode: decode as UFPNet's code (FKP's post-process only: no offset,
+        clipping or renormalisation; `jaxdeblur.nets.flow.KernelFlow`); set for
+        the authors' imported weights.
 
     Training kernels (`jaxdeblur.models.kernel_prior.data.motion_kernels`),
     Boracchi & Foi camera trajectories (`jaxdeblur.kernels.motion`) drawn
@@ -65,6 +68,7 @@ class KernelPriorConfig:
     alpha: float = 1e-6
     norm: float = 1.01
     dequantization: float = 1.0 / 720.0
+    raw_decode: bool = False
     length: tuple[float, float] = (0.0, 1.0)
     anxiety: tuple[float, float] = (0.001, 0.008)
     num_points: int = 128

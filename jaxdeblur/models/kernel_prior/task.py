@@ -32,7 +32,8 @@ def build_flow(config: KernelPriorConfig, *, rngs: nnx.Rngs) -> KernelFlow:
     """The `KernelFlow` of a config, in training mode (call `.eval()` for inference)."""
     return KernelFlow(config.kernel_size, num_couplings=config.num_couplings, hidden=config.hidden,
                       num_hidden=config.num_hidden, batch_norm=config.batch_norm, alpha=config.alpha,
-                      norm=config.norm, dequantization=config.dequantization, momentum=config.momentum, rngs=rngs)
+                      norm=config.norm, dequantization=config.dequantization, momentum=config.momentum,
+                      raw_decode=config.raw_decode, rngs=rngs)
 
 
 def make_optimizer(config: KernelPriorConfig) -> optax.GradientTransformation:

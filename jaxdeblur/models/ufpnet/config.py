@@ -21,9 +21,11 @@ derived from `PAPER` with `dataclasses.replace`):
 - ``paper`` / ``paper_kernel``: the reference networks (NAFNet width 64,
   encoder (1, 1, 1, 28), middle 1, decoder (1, 1, 1, 1), the first three
   levels kernel-conditioned; code net widths (64, 128), middle 5 convs at
-  256; 19 x 19 kernels): 79.1 M parameters (the reference reports 80.3 M:
-  it also has a 361-channel sigma head, 0.2 M, and an unused fourth
-  kernel-map downsampling conv, 0.5 M). RGB GoPro pairs (256 crops),
+  256, its 361-channel sigma head averaged per pixel and no epsilon in the
+  code standardisation; 19 x 19 kernels): 79.3 M parameters (the authors'
+  network, rebuilt in experiments/torch_ufpnet.py: 80.3 M, with two more
+  kernel-map downsampling convs, 0.5 M each, whose output it never uses;
+  checked equal in float64, experiments/ufpnet_fidelity.py). RGB GoPro pairs (256 crops),
   NAFNet's GoPro recipe for stage 2 (AdamW lr 1e-3, betas (0.9, 0.9),
   weight decay 1e-3, cosine to 1e-7, clip 0.01, batch 64, 400k steps). The
   reference released no training code: stage 1's settings (lr 1e-4, 100k
@@ -70,6 +72,10 @@ class UFPNetConfig:
       conditioned_levels: encoder levels that see the kernel map (reference 3).
       code_widths, code_middle_width, code_middle_convs: the kernel-code net
         (`jaxdeblur.nets.kernel_code.KernelCodeNet`).
+      code_sigma_per_tap, code_std_eps: its sigma head (True: the reference's
+        kh * kw sigmoids averaged per pixel; False: one output) and the epsilon
+        added to the std of the code standardisation (reference 0); the cpu
+        presets keep (False, 1e-6), which their shipped weights were trained with.
       prior: the flow's config (`jaxdeblur.models.kernel_prior`); its
         kernel_size is the field's kernel size and must equal
         `degrade.kernel_size`.
@@ -104,6 +110,8 @@ class UFPNetConfig:
     code_widths: tuple[int, int] = (64, 128)
     code_middle_width: int = 256
     code_middle_convs: int = 5
+    code_sigma_per_tap: bool = True
+    code_std_eps: float = 0.0
     prior: KernelPriorConfig = prior_presets.CPU
     prior_weights: str | None = "kernel_prior-cpu"
     stage: str = "deblur"
@@ -163,6 +171,8 @@ CPU = dataclasses.replace(
     code_widths=(16, 32),
     code_middle_width=64,
     code_middle_convs=3,
+    code_sigma_per_tap=False,
+    code_std_eps=1e-6,
     paired=False,
     degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0), motion_length=(4.0, 18.0),
                           spatially_varying=1.0, grid=(3, 3), noise_sigma=(0.0, 0.02)),

@@ -48,7 +48,8 @@ def build_network(config: UFPNetConfig, rngs: nnx.Rngs) -> UFPNet:
     return UFPNet(build_flow(config.prior, rngs=rngs), channels=config.channels, width=config.width,
                   enc_blocks=config.enc_blocks, middle_blocks=config.middle_blocks, dec_blocks=config.dec_blocks,
                   conditioned_levels=config.conditioned_levels, code_widths=config.code_widths,
-                  code_middle_width=config.code_middle_width, code_middle_convs=config.code_middle_convs, rngs=rngs)
+                  code_middle_width=config.code_middle_width, code_middle_convs=config.code_middle_convs,
+                  code_sigma_per_tap=config.code_sigma_per_tap, code_std_eps=config.code_std_eps, rngs=rngs)
 
 
 def pretrained_state(weights: str, *, expected_model: str) -> nnx.State:

@@ -1,0 +1,109 @@
+"""UFPNet fidelity: jaxdeblur's UFPNet (flow, kernel-code net, kernel-conditioned NAFNet) against the PyTorch
+reference's outputs and gradients, float64 and float32.
+
+Reads references written by experiments/make_ufpnet_golden.py (the committed
+tiny fixture, and optionally larger ones made with its --reference, e.g. the
+authors' full 80 M parameter network with --paper), loads their weights with
+`jaxdeblur.models.ufpnet.torch_weights` (the importer's mapping), and reports
+the largest absolute and relative differences of the standardised codes, sigma,
+the kernel field, the restoration, the gradients of the kernel MSE (code net,
+flow) and of the restoration MSE (deblurring net, image; kernels fixed) w.r.t.
+every parameter. No torch needed here.
+
+  JAX_PLATFORMS=cpu .venv/bin/python experiments/ufpnet_fidelity.py [REF.npz ...]
+      # default: tests/nets/fixtures/ufpnet_golden.npz; writes results/ufpnet_fidelity.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from jaxdeblur.models.ufpnet import torch_weights  # noqa: E402
+from jaxdeblur.nets.kernel_code import kernel_field  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "nets" / "fixtures" / "ufpnet_golden.npz"
+RESULTS = ROOT / "experiments" / "results" / "ufpnet_fidelity.json"
+
+
+def nhwc(a, dtype=np.float64):
+    return jnp.asarray(np.asarray(a).transpose(0, 2, 3, 1), dtype)
+
+
+def diff(ours, ref):
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    a = float(np.abs(ours - ref).max())
+    scale = float(np.abs(ref).max())
+    return {"max_abs": a, "max_rel": a / scale if scale else (0.0 if a == 0 else float("inf"))}
+
+
+def compare(path: Path, dtype) -> dict:
+    data = np.load(path)
+    state = {k[len("param/"):]: data[k] for k in data.files if k.startswith("param/")}
+    config, model = torch_weights.from_state_dict(state)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params = jax.tree.map(lambda v: jnp.asarray(v, dtype), params)
+    rest = jax.tree.map(lambda v: jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else v,
+                        rest)
+    x, target = nhwc(data["x"], dtype), nhwc(data["target"], dtype)
+    target_kernels = jnp.asarray(data["target_kernels"], dtype)
+
+    def loss_fn(p, x):
+        net = nnx.merge(graphdef, p, rest)
+        n, h, w, _ = x.shape
+        m = 2**net.deblur.levels
+        padded = jnp.pad(x, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)), mode="reflect")
+        fixed = jax.lax.stop_gradient(padded)
+        codes, sigma = net.code_net(fixed)
+        kernels, _ = kernel_field(net.code_net, net.flow, fixed, None, rows_per_chunk=padded.shape[1])
+        loss_k = jnp.mean(jnp.square(kernels.reshape(n, -1, *kernels.shape[3:]) - target_kernels))
+        restored = net.restore_with(padded, jax.lax.stop_gradient(kernels))[:, :h, :w]
+        loss_r = jnp.mean(jnp.square(restored - target))
+        return loss_k + loss_r, (codes, sigma, kernels, restored, loss_k, loss_r)
+
+    grad_fn = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True))
+    (_, (codes, sigma, kernels, restored, loss_k, loss_r)), (grads, grad_x) = grad_fn(params, x)
+    assert restored.dtype == dtype and kernels.dtype == dtype, (restored.dtype, kernels.dtype)
+    flat = dict(nnx.to_flat_state(grads))
+    names = [k[len("grad/"):] for k in data.files if k.startswith("grad/")]
+    per_param = {n: diff(flat[torch_weights.flax_path(n)][...], torch_weights.to_flax_layout(n, data[f"grad/{n}"]))
+                 for n in names}
+    worst = max(per_param, key=lambda n: per_param[n]["max_rel"])
+    t = lambda a: np.asarray(a).transpose(0, 3, 1, 2)  # noqa: E731
+    return {"fixture": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+            "dtype": np.dtype(dtype).name, "config": json.loads(str(data["config"])),
+            "parameters": int(sum(np.size(data[f"param/{n}"]) for n in names)),
+            "parameters_compared": len(names),
+            "codes": diff(codes, data["codes"]), "sigma": diff(sigma, data["sigma"]),
+            "kernels": diff(kernels, data["kernels"]), "restored": diff(t(restored), data["restored"]),
+            "loss_kernels": diff(loss_k, data["loss_kernels"]), "loss_restored": diff(loss_r, data["loss_restored"]),
+            "grad_input": diff(t(grad_x), data["grad_x"]),
+            "grad_params_worst": {"name": worst, **per_param[worst]},
+            "grad_params_max_rel": max(v["max_rel"] for v in per_param.values())}
+
+
+def main():
+    paths = [Path(p) for p in sys.argv[1:]] or [FIXTURE]
+    rows = [compare(p, dtype) for p in paths for dtype in (np.float64, np.float32)]
+    for r in rows:
+        print(f"{r['fixture']} ({r['parameters']} parameters with gradients) {r['dtype']}: codes rel "
+              f"{r['codes']['max_rel']:.2e}, sigma {r['sigma']['max_rel']:.2e}, kernels {r['kernels']['max_rel']:.2e}, "
+              f"restored {r['restored']['max_rel']:.2e}; grad input rel {r['grad_input']['max_rel']:.2e}; grad params "
+              f"max rel {r['grad_params_max_rel']:.2e} ({r['grad_params_worst']['name']})")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": "2-core CPU, JAX " + jax.__version__, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
