@@ -97,6 +97,33 @@ def place(tree, mesh: Mesh):
     return jax.device_put(tree, sharding)
 
 
+def _identity(tree):
+    return tree
+
+
+def to_host(tree):
+    """Host numpy copies of every leaf; arrays split over several processes' devices are gathered first.
+
+    On several processes (`jax.distributed`) a run-sharded array holds only
+    this process's runs: one jitted identity re-lays every such leaf out
+    replicated (an all-gather over the processes, every process calling it at
+    the same point), so each process gets the whole batch.
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    spread = [i for i, x in enumerate(leaves) if isinstance(x, jax.Array) and not x.is_fully_addressable]
+    if spread:
+        parts = [leaves[i] for i in spread]
+        if all(isinstance(x.sharding, NamedSharding) for x in parts):
+            shardings = [NamedSharding(x.sharding.mesh, P()) for x in parts]
+            gathered = jax.jit(_identity, out_shardings=shardings)(parts)
+        else:
+            from jax.experimental import multihost_utils
+            gathered = [multihost_utils.process_allgather(x, tiled=True) for x in parts]
+        for i, x in zip(spread, gathered):
+            leaves[i] = x
+    return treedef.unflatten([np.asarray(x) for x in leaves])
+
+
 def replicate(tree, mesh: Mesh):
     """Puts every leaf on every device of the mesh, whole (run-shared constants)."""
     return jax.device_put(tree, NamedSharding(mesh, P()))

@@ -171,7 +171,7 @@ def fit_generators(method, cfg, nets, state: RunState, targets: Mapping[str, Any
     size = batching.padded_size(runs, mesh)
     args = batching.place(batching.pad_runs((state, targets, tolerances), size), mesh)
     t0 = time.perf_counter()
-    params, iters, rmse = jax.tree.map(np.asarray, program(args))
+    params, iters, rmse = batching.to_host(program(args))
     fit_s = time.perf_counter() - t0
     params = jax.tree.map(lambda x: x[:runs], params)
     iters = {n: v[:runs] for n, v in iters.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 import time
 import warnings
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxdeblur import distributed
 from jaxdeblur.engine import batching
 from jaxdeblur.engine import memory
 from jaxdeblur.engine.checkpoint import RunCheckpointer
@@ -232,7 +234,7 @@ def _check_batch(ys: np.ndarray, kernel_size: tuple[int, int]) -> None:
 
 
 def _to_host(tree):
-    return jax.tree.map(np.asarray, tree)
+    return batching.to_host(tree)  # gathers the runs of other processes (jax.distributed)
 
 
 class _Runs:
@@ -290,15 +292,17 @@ def run_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: j
     _check_batch(ys, kernel_size)
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
+    meta = {"method": method.name, "config": repr(cfg), "runs": ys.shape[0], "iterations": iterations,
+            "image_shape": list(ys.shape[1:]),
+            "kernel_size": list(kernel_size), **(meta or {}), "run_info": dict(options.run_info or {})}
+    if jax.process_count() > 1:  # before anything is placed on the other processes' devices
+        _check_same_batch(ys, keys, meta, state)
     program = _get_program(method, cfg, ys.shape[1:], kernel_size, options)
     runs = _Runs(program, ys.shape[0], iterations, options)
     if state is None:
         state = program.init(jnp.asarray(keys), jnp.asarray(ys))
     state = runs.place(state)
     history = {k: np.full((runs.size, iterations), np.nan, np.float32) for k in program.loss_terms(state)}
-    meta = {"method": method.name, "config": repr(cfg), "runs": runs.runs, "iterations": iterations,
-            "image_shape": list(ys.shape[1:]),
-            "kernel_size": list(kernel_size), **(meta or {}), "run_info": dict(options.run_info or {})}
     ckpt = _open_checkpoints(options)
     done = 0
     if ckpt is not None and ckpt.latest_step() is not None:
@@ -342,6 +346,22 @@ def run_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: j
     return runs.outcome(state, history, timings)
 
 
+def _check_same_batch(ys: np.ndarray, keys, meta: dict, state=None) -> None:
+    """On several processes (jax.distributed): ValueError, on every process, unless all hold the same batch
+    (images, keys, job record and the starting state, when given)."""
+    try:
+        key_data = np.asarray(jax.random.key_data(keys))
+    except TypeError:  # raw key data
+        key_data = np.asarray(keys)
+    record = {k: v for k, v in meta.items() if k != "run_info"}
+    record["run_info"] = {k: v for k, v in meta.get("run_info", {}).items() if k != "labels"}  # names may differ
+    distributed.check_same(
+        distributed.digest(ys, key_data, json.dumps(record, sort_keys=True, default=str),
+                           [np.asarray(x) for x in jax.tree.leaves(_to_host(state))] if state is not None else None),
+        "the batches of runs (images, seeds, kernel size, method, config or iterations)",
+        "every process must pass the same whole batch (each computes its share of the runs and gets every result)")
+
+
 def _stop_on_nan(runs: _Runs, ckpt, state, history, meta, timings, done, length, finite):
     """Raises NonFiniteLossError naming the runs; saves the last good state when the runs stopped together.
 
@@ -350,7 +370,7 @@ def _stop_on_nan(runs: _Runs, ckpt, state, history, meta, timings, done, length,
     non-finite step for the runs that went bad). A checkpoint needs one
     iteration for the whole batch: it is written when all runs stopped there.
     """
-    stopped = np.asarray(state.step).reshape(-1)
+    stopped = _to_host(state.step).reshape(-1)
     bad = [int(i) for i in np.flatnonzero(~finite) if i < runs.runs]
     where = ""
     if ckpt is not None and np.all(stopped == stopped[0]):

@@ -20,12 +20,14 @@ Everything is pure jnp on one (H, W) image; vmap for batches.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxdeblur.forward import kernel_to_otf
 
-_DX = jnp.array([[1.0, -1.0]])  # blur convention: (D_x x)[i, j] = x[i, j + 1] - x[i, j]
-_DY = jnp.array([[1.0], [-1.0]])
+# numpy, not jnp: a jnp array made at import would start jax's backend before `jax.distributed.initialize()`
+_DX = np.array([[1.0, -1.0]], np.float32)  # blur convention: (D_x x)[i, j] = x[i, j + 1] - x[i, j]
+_DY = np.array([[1.0], [-1.0]], np.float32)
 
 
 def forward_differences(x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:

@@ -10,6 +10,7 @@ files are written, so nothing is lost when the process is killed afterwards.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
 
+from jaxdeblur.distributed import gather_strings
 from jaxdeblur.train.records import record_differences
 
 BEST_MODES = ("max", "min")
@@ -50,12 +52,21 @@ class TrainCheckpoints:
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, state, loader_state: Any, stamp: dict, metrics: dict | None = None) -> bool:
-        """Writes the checkpoint of `step` (blocking); False when that step is already saved."""
+        """Writes the checkpoint of `step` (blocking); False when that step is already saved.
+
+        On several processes every process calls it (a collective): the state
+        is replicated, so orbax writes it once, and process 0 writes the JSON
+        items, with every process's loader state (each reads its own shard of
+        the data) gathered into ``loader["processes"]``.
+        """
         if step in self._manager.all_steps():
             return False
+        loader = {"state": loader_state}
+        if jax.process_count() > 1:
+            loader["processes"] = [json.loads(s) for s in gather_strings(json.dumps(loader_state))]
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            loader=ocp.args.JsonSave({"state": loader_state}),
+            loader=ocp.args.JsonSave(loader),
             stamp=ocp.args.JsonSave(stamp),
         ), metrics=metrics, force=True)
         self._manager.wait_until_finished()
@@ -80,7 +91,15 @@ class TrainCheckpoints:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), loader=ocp.args.JsonRestore()))
-        return restored["state"], restored["loader"]["state"]
+        loader = restored["loader"]
+        saved_by = len(loader.get("processes", [None]))
+        if saved_by != jax.process_count():
+            raise ValueError(f"cannot resume: the checkpoint of step {step} in {self.directory} was written by "
+                             f"{saved_by} process(es) and this run has {jax.process_count()}; each process's data "
+                             "loader position is saved, so resume with the same number of processes")
+        if "processes" in loader:
+            return restored["state"], loader["processes"][jax.process_index()]
+        return restored["state"], loader["state"]
 
     def best_step(self) -> int | None:
         """The step of the best evaluated checkpoint on disk, or None when none was evaluated."""

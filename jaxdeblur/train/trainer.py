@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Sequence
 
 import jax
+import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
+from jaxdeblur import distributed
 from jaxdeblur.engine.runner import RunInterrupted
 from jaxdeblur.train.checkpoints import TrainCheckpoints
 from jaxdeblur.train.lock import workdir_lock
@@ -106,6 +108,14 @@ def _train_locked(task: Task, workdir: Path, resume: bool, progress: bool,
     check_batch_size(settings.batch_size, mesh)
     program = program_for(task, mesh)
     stamp = run_stamp(task)
+    host_eval_batches = task.eval_batches()
+    if jax.process_count() > 1:  # one run over several processes: the same job everywhere, else one clear error
+        distributed.check_same(
+            distributed.digest(json.dumps(stamp, sort_keys=True, default=str), resume,
+                               [np.asarray(v) for b in host_eval_batches for _, v in sorted(b.items())]),
+            f"the trainings of task {task.name!r} (config, resume or evaluation batches)",
+            "start the same command on every process; only the train loader's rows differ (each process's own "
+            "block of the global batch)")
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=settings.keep_checkpoints,
                                    best_metric=task.best_metric)
     try:
@@ -123,7 +133,7 @@ def _train_locked(task: Task, workdir: Path, resume: bool, progress: bool,
         if jax.process_index() == 0:
             (workdir / "run.json").write_text(json.dumps(stamp, indent=1))
         log = MetricsLog(workdir / "metrics.jsonl", resumed_at=latest)
-        eval_batches = program.device_eval_batches(task.eval_batches())
+        eval_batches = program.device_eval_batches(host_eval_batches)
         state, eval_metrics = _run(task, program, settings, state, loader, eval_batches, checkpoints, log, stamp,
                                    progress)
         return TrainResult(state=state, graphdef=program.graphdef, eval_metrics=eval_metrics,
