@@ -296,7 +296,10 @@ def run_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: j
             "image_shape": list(ys.shape[1:]),
             "kernel_size": list(kernel_size), **(meta or {}), "run_info": dict(options.run_info or {})}
     if jax.process_count() > 1:  # before anything is placed on the other processes' devices
-        _check_same_batch(ys, keys, meta, state)
+        _check_same_batch(ys, keys, {**meta, "checkpoints": options.checkpoint_dir is not None}, state)
+        if options.checkpoint_dir is not None:  # the same on every process (checked above): all stop here
+            raise ValueError(f"checkpoint_dir: the DIP engine's checkpoints are not supported on several processes "
+                             f"yet ({jax.process_count()} processes); run without checkpoint_dir")
     program = _get_program(method, cfg, ys.shape[1:], kernel_size, options)
     runs = _Runs(program, ys.shape[0], iterations, options)
     if state is None:

@@ -10,7 +10,9 @@ and OUT/process<i>.npz (arrays). Scenarios:
 
 - "multi" (run as 2 processes): first the checks that every process holds the
   same job (process 1 gets another image for deblur_batch and other evaluation
-  batches for the training: the error each raises goes into the record), then
+  batches for the training) and the refusal of the DIP engine's checkpoints
+  (not supported on several processes yet): the error each raises goes into
+  the record; then
   "train" and "deblur" below.
 - "reference" (one process, as many devices as the processes above hold
   together): "train" with `--uninterrupted`, and "deblur".
@@ -149,10 +151,10 @@ def deblur_images(shift_process: int | None = None) -> list[np.ndarray]:
     return ys
 
 
-def deblur_scenario(ys) -> tuple[dict, dict]:
+def deblur_scenario(ys, checkpoint_dir=None) -> tuple[dict, dict]:
     import jaxdeblur
     from jaxdeblur.engine.runner import EngineOptions
-    options = EngineOptions(progress=False, chunk=10)
+    options = EngineOptions(progress=False, chunk=10, checkpoint_dir=checkpoint_dir)
     results = jaxdeblur.deblur_batch(ys, 5, preset="tiny", seeds=[7, 8, 9, 10], config={"iterations": 10},
                                      options=options)
     arrays = {}
@@ -168,6 +170,7 @@ def differ_scenario(out: Path) -> dict:
     errors = {}
     index = jax.process_index()
     for what, run in (("deblur", lambda: deblur_scenario(deblur_images(shift_process=1))),
+                      ("checkpoints", lambda: deblur_scenario(deblur_images(), checkpoint_dir=str(out / "dip"))),
                       ("train", lambda: train(sharded_task(eval_shift=0.01 * index), out / "differ",
                                               progress=False))):
         t0 = time.perf_counter()
