@@ -1,6 +1,7 @@
 """experiments/reproduce_gpu.py: its time planning (pure), and its --dry-run on the CPU (tiny preset, 2 Levin
-images cropped to 24 px, kernel 5: SelfDeblur's program of the engine tests' sizes; ~10-25 s on the 2-core
-machine, mostly tracing and compiling it; all three methods are the slow variant)."""
+images cropped to 24 px, kernel 5; 19-29 s on the shared 2-core machine at load ~10, ~13 CPU-s for the file, mostly
+tracing and compiling SelfDeblur's tiny program; all three methods and a fake Lai folder are the slow variant,
+250 s there)."""
 
 import json
 import sys

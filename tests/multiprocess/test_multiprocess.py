@@ -3,8 +3,9 @@
 One launch of tests/multiprocess/worker.py per scenario, all started together by the module fixture:
 "multi" (2 processes: the same-job checks, a toy training stopped at step 4 and resumed to 8, a deblur_batch of
 4 images), "reference" (one process with 4 CPU devices: the same training uninterrupted, the same batch) and
-two lone processes of a pair that never completes (init timeout 3 s). About 75 CPU-s on the 2-core machine with
-a cold compilation cache (mostly the DIP chunk program, compiled by each of the 3 processes that run it).
+two lone processes of a pair that never completes (init timeout 3 s). Measured on the shared 2-core machine
+(load ~10): 82-90 CPU-s, 160-180 s wall, with a cold compilation cache (mostly the DIP chunk program, compiled by
+each of the 3 processes that run it).
 
 The two runs use the same 4 devices' worth of mesh, but not the same collectives (across processes or within
 one), so they agree to float rounding (measured: parameters within 6e-8, DIP images within 6e-5 after 10
