@@ -208,6 +208,7 @@ def from_state_dict(state: Mapping[str, np.ndarray], *,
     from jaxdeblur.models.ufpnet.task import build_network
 
     config = config_from_state_dict(state, base)
+    params = _parameters_only(state, config)  # (checks the buffers before the network is built)
     model = nnx.eval_shape(lambda: build_network(config, nnx.Rngs(0)))
-    return config, assign_state_dict(model, _parameters_only(state, config), flax_path, to_flax_layout,
-                                      "UFPNet", variables=nnx.Any(nnx.Param, nnx.BatchStat))
+    return config, assign_state_dict(model, params, flax_path, to_flax_layout, "UFPNet",
+                                     variables=nnx.Any(nnx.Param, nnx.BatchStat))
