@@ -39,6 +39,12 @@ experiments/results/map_confidence_cpu.md), residual_ratio:
   16 / 16; the MAP estimates ("default" preset, SelfDeblur's sizes) 0.87-3.11,
   4 / 16 flagged: exactly the four with the largest error ratios (2.60, 2.40,
   2.38, 1.53 in experiments/results/levin_map_cpu.md; the 12 passed: 1.07-1.45).
+  Limitation: the true kernels of Levin's kernels 2 and 6 give 0.39-1.32, but
+  those of kernels 4 and 8 give 2.23-13.2 (those captures are not one uniform
+  convolution of the sharp image): there the flag says that the single-kernel
+  model does not explain the image, whatever the estimate's quality (of the 32
+  `kernel_size="auto"` estimates, experiments/map_auto_size.py, 13 are flagged:
+  the 8 of kernels 4 and 8, and 5 of the hardest image, im4).
 
 The residual says nothing against a kernel that is too small (a delta
 explains y: 0.02-0.23): border_mass does, for estimates at a support too

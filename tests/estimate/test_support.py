@@ -120,6 +120,7 @@ def test_dip_methods_refuse_auto_and_bad_input_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="kernel size 'auto' is for method 'map' only"):
         plan_batch([y], "auto", "selfdeblur")
     assert plan_batch([y, y], ["auto", 7], "map").groups[0].kernel_size == "auto"
+    assert plan_batch([y], "auto", "map", region="auto").regions[0] == (0, 0, SIZE, SIZE)  # the window, then auto
     with pytest.raises(ValueError, match=r"kernel size \(120, 120\) is larger than the image \(96, 96\)"):
         jaxdeblur.deblur(y, 120, method="map", preset="tiny")
     nan = y.copy()
