@@ -276,6 +276,14 @@ def pnp_hqs(
     starting from z = y; the result is the last z. Channels are denoised as
     independent gray images (one batched denoiser call per iteration).
 
+    Boundaries (taper=True): y is padded and edge-tapered as in the module
+    docstring, but the padding is not data: before each x-step it is refilled
+    with the blur of the current estimate z, so the data term weighs only the
+    observed pixels (an expectation-maximisation step for the unknown scene
+    beyond the borders). Measured on Levin with the true 27 px kernels this
+    lifts the result by about 5 dB over deconvolving the tapered padding as
+    data (experiments/results/levin_pipeline_cpu.md).
+
     Args:
       y: blurred image (H, W) or (H, W, C) in [0, 1].
       k: kernel (kh, kw) in the true-convolution convention, sum 1.
@@ -294,27 +302,37 @@ def pnp_hqs(
     y, k = _check(y, k)
     _check_positive("lam", lam)
     _check_positive("noise_sigma", noise_sigma)
-    sigmas = pnp_sigmas(int(iterations), float(sigma_start), float(noise_sigma))
-    return _pnp_hqs(y, k, denoiser, sigmas, float(noise_sigma), float(lam), taper)
+    pnp_sigmas(int(iterations), float(sigma_start), float(noise_sigma))  # checks the schedule's arguments
+    return _pnp_hqs(y, k, denoiser, int(iterations), jnp.float32(sigma_start), jnp.float32(noise_sigma),
+                    jnp.float32(lam), taper)
 
 
-@functools.partial(jax.jit, static_argnames=("denoiser", "sigmas", "noise_sigma", "lam", "taper"))
-def _pnp_hqs(y: jnp.ndarray, k: jnp.ndarray, denoiser, sigmas: tuple[float, ...], noise_sigma: float, lam: float,
+@functools.partial(jax.jit, static_argnames=("denoiser", "iterations", "taper"))
+def _pnp_hqs(y: jnp.ndarray, k: jnp.ndarray, denoiser, iterations: int, sigma_start, noise_sigma, lam,
              taper: bool) -> jnp.ndarray:
+    """The HQS loop; the stds and weights are traced, so one compilation serves every noise level."""
     yp, offset = _prepare(y, k, taper)
     s = yp.shape[:2]
     otf = kernel_to_otf(k, s)[:, :, None]
-    data_num = jnp.conj(otf) * jnp.fft.rfft2(yp, axes=(0, 1))
     data_den = jnp.abs(otf) ** 2
-    alphas = jnp.asarray([lam * noise_sigma**2 / sig**2 for sig in sigmas], jnp.float32)
+    # pnp_sigmas' log-spaced schedule, traced
+    fraction = jnp.arange(iterations, dtype=jnp.float32) / max(iterations - 1, 1)
+    sigmas = sigma_start * (noise_sigma / sigma_start) ** fraction if iterations > 1 else noise_sigma[None]
+    alphas = lam * noise_sigma**2 / sigmas**2
+    observed = jnp.zeros(s + (1,), jnp.float32).at[offset[0]:offset[0] + y.shape[0],
+                                                   offset[1]:offset[1] + y.shape[1]].set(1.0)
 
     def step(z, sig_alpha):
         sig, alpha = sig_alpha
-        x = jnp.fft.irfft2((data_num + alpha * jnp.fft.rfft2(z, axes=(0, 1))) / (data_den + alpha), s=s, axes=(0, 1))
+        z_hat = jnp.fft.rfft2(z, axes=(0, 1))
+        # the padding is not observed: refilled with the blur of the current estimate (taper=False: no padding)
+        filled = observed * yp + (1.0 - observed) * jnp.fft.irfft2(z_hat * otf, s=s, axes=(0, 1))
+        data_num = jnp.conj(otf) * jnp.fft.rfft2(filled, axes=(0, 1))
+        x = jnp.fft.irfft2((data_num + alpha * z_hat) / (data_den + alpha), s=s, axes=(0, 1))
         denoised = denoiser(jnp.transpose(x, (2, 0, 1))[..., None], sig)  # channels as a batch of gray images
         return jnp.transpose(denoised[..., 0], (1, 2, 0)), None
 
-    z, _ = lax.scan(step, yp, (jnp.asarray(sigmas, jnp.float32), alphas))
+    z, _ = lax.scan(step, yp, (sigmas, alphas))
     return _finish(z, y, offset)
 
 

@@ -84,6 +84,13 @@ class MapConfig:
       denoiser: the weights of the learned step (a shipped name, or a folder an export wrote).
       pnp_iterations, pnp_sigma_start, pnp_noise_sigma, pnp_lam: the HQS iterations, the first denoiser
         std, the noise std assumed (the last denoiser std; [0, 1] units) and the prior weight (DPIR's 0.23).
+      pnp_noise_estimate: the noise std is measured on each image (Immerkaer's estimate,
+        `jaxdeblur.estimate.confidence.noise_sigma`) and pnp_noise_sigma is its floor; False: pnp_noise_sigma
+        is used as it is. Measured (experiments/results/levin_pipeline_cpu.md): with the TRUE kernel, 1 % noise
+        deconvolved as 0.5 % loses 5 dB and Levin's nearly noise-free inputs (measured 0.2 %) gain 0.7 dB at a
+        0.5 % floor; with MAP's estimated kernels the kernel's error acts as noise and a 1 % floor is best
+        (Levin tuning half: 0.5 %: worse by 1-3 dB on some images; 1 %: 31.73 dB; 1.5 %: 31.51; 2 %: 30.97), hence
+        the default floor 0.01.
     """
 
     iterations: int = 5
@@ -107,9 +114,10 @@ class MapConfig:
     deconv_alpha: float = 2.0 / 3.0
     nonblind: str = "learned"
     denoiser: str = "denoiser-cpu"
-    pnp_iterations: int = 8
+    pnp_iterations: int = 16
     pnp_sigma_start: float = 49.0 / 255.0
     pnp_noise_sigma: float = 0.01
+    pnp_noise_estimate: bool = True
     pnp_lam: float = 0.23
     # kernel_size="auto" (`jaxdeblur.estimate.support`): the first pass's support is
     # odd(min(H, W) * auto_support_fraction) in [auto_support_min, auto_support_max] px; the final support is

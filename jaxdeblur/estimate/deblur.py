@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxdeblur.color import rgb_to_gray
 from jaxdeblur.deconv import hyper_laplacian, pnp_hqs
-from jaxdeblur.estimate.confidence import kernel_confidence
+from jaxdeblur.estimate.confidence import kernel_confidence, noise_sigma
 from jaxdeblur.estimate.config import MapConfig, resolve_config
 from jaxdeblur.estimate.map_estimator import as_kernel_shape, estimate_kernels
 from jaxdeblur.estimate.support import is_auto, resolve_kernel_sizes
@@ -92,9 +92,20 @@ def deconvolve(image, kernel, config: MapConfig, *, denoiser=None) -> np.ndarray
         raise ValueError("config.nonblind='learned' needs denoiser= (a trained denoiser's pure apply, e.g. "
                          "jaxdeblur.models.load('denoiser-cpu').fn.apply; jaxdeblur.deblur(method='map') passes "
                          "it), or config nonblind='hyper_laplacian'")
-    return np.asarray(pnp_hqs(image, kernel, denoiser=denoiser, noise_sigma=config.pnp_noise_sigma,
+    return np.asarray(pnp_hqs(image, kernel, denoiser=denoiser, noise_sigma=pnp_noise(image, config),
                               iterations=config.pnp_iterations, sigma_start=config.pnp_sigma_start,
                               lam=config.pnp_lam))
+
+
+def pnp_noise(image, config: MapConfig) -> float:
+    """The noise std ([0, 1] units) the learned step assumes for `image` (H, W) or (H, W, C): the measured one
+    (mean over channels), at least config.pnp_noise_sigma, when config.pnp_noise_estimate; else the field."""
+    if not config.pnp_noise_estimate:
+        return config.pnp_noise_sigma
+    image = np.asarray(image, np.float32)
+    channels = image.reshape(image.shape[0], image.shape[1], -1)
+    measured = np.mean([noise_sigma(channels[..., c]) for c in range(channels.shape[-1])])
+    return float(min(max(measured, config.pnp_noise_sigma), config.pnp_sigma_start))
 
 
 def map_deblur_batch(blurred_list: Sequence, kernel_sizes, *, preset: str = "default",
