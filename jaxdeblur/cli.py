@@ -228,8 +228,11 @@ def deblur(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_output"), "-o", "--out", help="Output folder."),
-    preset: str = typer.Option("fast", help="auto | paper | fast | tiny."),
-    iterations: Optional[int] = typer.Option(None, help="Run length (the preset's schedule compressed)."),
+    method: str = typer.Option("auto", help="auto (map on a CPU, selfdeblur on a GPU/TPU) | map | selfdeblur | "
+                                            "kotera | uncertainty | kernel_space."),
+    preset: str = typer.Option("auto", help="auto | paper | fast | tiny (| default for map)."),
+    iterations: Optional[int] = typer.Option(None, help="Run length (DIP: the preset's schedule compressed; map: "
+                                                        "alternations per scale)."),
     seed: int = typer.Option(0),
     overwrite: bool = typer.Option(False, help="Replace the files of an earlier demo in OUT."),
 ):
@@ -240,10 +243,10 @@ def demo(
 
     if iterations is not None and iterations < 1:
         raise ValueError(f"--iterations must be at least 1, got {iterations}")
-    report = run_demo(out, preset=preset, iterations=iterations, seed=seed, overwrite=overwrite)
+    report = run_demo(out, method=method, preset=preset, iterations=iterations, seed=seed, overwrite=overwrite)
     typer.echo(json.dumps(report, indent=1))
-    typer.echo(f"ISNR {report['isnr_db']:+.2f} dB (generator), {report['isnr_deconvolved_db']:+.2f} dB "
-               f"(deconvolved with the estimated kernel); figure: {report['paths']['figure']}")
+    typer.echo(f"{report['method']}: ISNR {report['isnr_db']:+.2f} dB (restored), {report['isnr_deconvolved_db']:+.2f} "
+               f"dB (deconvolved with the estimated kernel); figure: {report['paths']['figure']}")
 
 
 from jaxdeblur.blur_transfer import transfer_command  # noqa: E402

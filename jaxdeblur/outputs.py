@@ -210,9 +210,11 @@ def write_deblur_outputs(plan: OutputPlan, blurred, result, *, extra: dict | Non
             raise ValueError("the plan has a deconvolved image but the result has none (finish=False)")
         write_image(paths["deconvolved"], result.deconvolved)
     write_kernel(paths["kernel"], result.kernel)
+    dip = "loss" in result.history  # a DIP run: generator's image, finishing step and loss curves apart
     write_figure(paths["figure"], blurred=blurred, restored=result.image, kernel=result.kernel,
-                 deconvolved=result.deconvolved, history=result.history, region=result.region,
-                 kernel_variance=result.extras.get("kernel_variance"),
+                 deconvolved=result.deconvolved if dip else None, history=result.history if dip else None,
+                 region=result.region, kernel_variance=result.extras.get("kernel_variance"),
+                 restored_title=None if dip else "restored (estimated kernel, non-blind step)",
                  title=f"{plan.stem}: {result.method} ({result.preset})", **(figure or {}))
     record = {
         "input": str(plan.source), "method": result.method, "preset": result.preset, "seed": result.seed,

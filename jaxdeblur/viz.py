@@ -25,14 +25,16 @@ def _show(ax, image, title, cmap="gray"):
 
 
 def result_figure(path: str | Path, blurred, restored, kernel, *, deconvolved=None, history: dict | None = None,
-                  sharp=None, true_kernel=None, kernel_variance=None, region=None, title: str = "") -> Path:
+                  sharp=None, true_kernel=None, kernel_variance=None, region=None, title: str = "",
+                  restored_title: str | None = None) -> Path:
     """Saves a PNG: blurred | restored | (deconvolved) | (sharp) | kernel | (true kernel) | (variance) | (losses).
 
     Images (H, W) or (H, W, 3) in [0, 1]: `restored` is the generator's image
     (of the window `region` = (x, y, w, h) when given), `deconvolved` the
-    finishing step's; kernels (kh, kw). Returns the path.
+    finishing step's; kernels (kh, kw). restored_title names the `restored` panel (default: the generator's).
+    Returns the path.
     """
-    generator = "generator (DIP)" if region is None else "generator, window {}x{} at ({}, {})".format(
+    generator = restored_title or "generator (DIP)" if region is None else "generator, window {}x{} at ({}, {})".format(
         region[2], region[3], region[0], region[1])
     panels = [("blurred", blurred, "gray"), (generator, restored, "gray")]
     if deconvolved is not None:

@@ -37,7 +37,9 @@ def run(*args):
 
 
 def deblur(inputs, out, *extra):
-    return run("deblur", *inputs, "-o", out, "-k", K, "--preset", "tiny", "--checkpoint-every", 10, *extra)
+    """A DIP run (SelfDeblur, tiny preset): checkpoints, resume and interrupts are the engine's."""
+    return run("deblur", *inputs, "-o", out, "-k", K, "--method", "selfdeblur", "--preset", "tiny",
+               "--checkpoint-every", 10, *extra)
 
 
 def one_error_line(result) -> str:
@@ -188,10 +190,20 @@ def test_kernel_window_then_whole_image(tmp_path):
 def test_preset_auto_is_the_default(tmp_path, monkeypatch):
     monkeypatch.setitem(SelfDeblur.presets, "fast", SelfDeblur.presets["tiny"])  # the CPU pick, made tiny here
     save_image(tmp_path / "p.png", grey(8))
-    res = run("deblur", tmp_path / "p.png", "-o", tmp_path / "out", "-k", K, "--no-finish", "--checkpoint-every", 10)
+    res = run("deblur", tmp_path / "p.png", "-o", tmp_path / "out", "-k", K, "--method", "selfdeblur", "--no-finish",
+              "--checkpoint-every", 10)
     assert res.exit_code == 0, res.output
     assert "preset: fast (chosen automatically for cpu" in res.output
     assert json.loads((tmp_path / "out" / "p.json").read_text())["preset"] == "fast"
+
+
+def test_method_auto_is_map_on_a_cpu_and_says_why(tmp_path):
+    save_image(tmp_path / "p.png", grey(9))
+    res = run("deblur", tmp_path / "p.png", "-o", tmp_path / "out", "-k", K)
+    assert res.exit_code == 0, res.output
+    assert "method: map (on a CPU" in res.output
+    record = json.loads((tmp_path / "out" / "p.json").read_text())
+    assert record["method"] == "map" and record["config"]["nonblind"] == "learned"
 
 
 @pytest.fixture
@@ -212,7 +224,7 @@ def files(tmp_path):
     (["ok.png", "-o", "out", "-k", "50"], "kernel size (50, 50) is larger than the image (24, 24)"),
     (["ok.png", "-o", "out", "-k", "5", "--method", "nope"], "unknown method 'nope'"),
     (["ok.png", "-o", "out", "-k", "5", "--set", "nope=1"], "unknown config field(s) ['nope']"),
-    (["ok.png", "-o", "out", "-k", "5", "--set", "lr_milestones=5"],
+    (["ok.png", "-o", "out", "-k", "5", "--method", "selfdeblur", "--set", "lr_milestones=5"],
      "must be a tuple of int, got 5; a valid value: lr_milestones=[400, 600, 800]"),
     (["ok.png", "-o", "a_file", "-k", "5"], "is a file, not a folder"),
     (["ok.png", "-o", "out", "-k", "5", "--iterations", "0"], "--iterations must be at least 1"),
