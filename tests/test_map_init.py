@@ -157,6 +157,7 @@ def test_selfdeblur_starts_at_maps_kernel_and_image(started):
         assert r.init is None and similarity(r.kernel, m.kernel) < 0.95
 
 
+@pytest.mark.slow  # its own fit programs (~15-30 s to compile on 2 cores); selfdeblur's runs by default
 def test_uncertainty_fits_its_refinement_net_to_maps_kernel():
     y = blurred(0)
     # the kernel branch is what differs (attention off: a smaller program to compile)
@@ -166,6 +167,7 @@ def test_uncertainty_fits_its_refinement_net_to_maps_kernel():
     assert r.extras["fit_iterations_kernel"][0] > 0 and "kernel_variance" in r.extras
 
 
+@pytest.mark.slow  # its own fit programs (~15-30 s to compile on 2 cores); selfdeblur's runs by default
 def test_kotera_starts_from_map_instead_of_its_gaussian():
     y = blurred(0)
     r = jaxdeblur.deblur(y, K, "kotera", preset="tiny", seed=3, config={**START, "multiscale": False}, init="map",

@@ -150,6 +150,7 @@ def test_imported_kernel_space_reproduces_the_reference(tmp_path):
         pytest.raises(ValueError, models.import_torch, "kernel_space", NAFNET_PTH).value)
 
 
+@pytest.mark.slow  # ~20 s of compile; UFPNet's fidelity itself is checked by tests/nets/test_ufpnet_golden.py
 def test_imported_ufpnet_reproduces_the_reference(tmp_path):
     data = np.load(UFPNET_GOLDEN)
     x = data["x"].transpose(0, 2, 3, 1)  # 14 x 18, reflect-padded to 16 x 20 inside

@@ -10,6 +10,10 @@ each of the 3 processes that run it).
 The two runs use the same 4 devices' worth of mesh, but not the same collectives (across processes or within
 one), so they agree to float rounding (measured: parameters within 6e-8, DIP images within 6e-5 after 10
 iterations: the engine tests' batch == single tolerance), while the two processes of a run agree bit for bit.
+
+Marked slow (run by `make test-all`): its launches compile the same programs in 3 processes, about 90 CPU-s,
+which took the default suite past CI's 8 minutes (measured 8 min 17 s of pytest with it, quiet 2-core machine).
+The cheap multi-process checks (settings, rendezvous, helpers) stay in tests/multiprocess/test_distributed.py.
 """
 
 import json
@@ -18,6 +22,8 @@ import numpy as np
 import pytest
 
 from tests.multiprocess.launch import start
+
+pytestmark = pytest.mark.slow
 
 INIT_TIMEOUT_S = 3
 
