@@ -177,6 +177,7 @@ def test_kotera_starts_from_map_instead_of_its_gaussian():
     assert r.extras["fit_iterations_image"].shape == (1,) and r.extras["fit_iterations_image"][0] > 0
 
 
+@pytest.mark.slow  # the CLI path compiles its own programs (~14 s); the API tests above stay default
 @pytest.mark.filterwarnings("ignore:No artists with labels")  # the figure's loss plot of a 0-iteration run
 def test_cli_init_map_and_the_json_record(tmp_path, started):
     """Two inputs: a batch of two like `started` (its compiled programs; the PNGs round the inputs to 8 bits)."""
