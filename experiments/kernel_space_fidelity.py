@@ -16,7 +16,6 @@ gradient w.r.t. both images and w.r.t. every parameter. No torch needed here.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import jax
@@ -26,22 +25,13 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
+from fidelity_report import ROOT, diff, fixture_name, nhwc, run, worst_parameter  # noqa: E402
 
 from jaxdeblur.models.kernel_space import torch_weights  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "nets" / "fixtures" / "kernel_space_golden.npz"
 RESULTS = ROOT / "experiments" / "results" / "kernel_space_fidelity.json"
 
-
-def nhwc(a, dtype=np.float64):
-    return jnp.asarray(np.asarray(a).transpose(0, 2, 3, 1), dtype)
-
-
-def diff(ours, ref):
-    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-    a = float(np.abs(ours - ref).max())
-    return {"max_abs": a, "max_rel": a / float(np.abs(ref).max())}
 
 
 def compare(path: Path, dtype) -> dict:
@@ -65,28 +55,21 @@ def compare(path: Path, dtype) -> dict:
     flat = dict(nnx.to_flat_state(grads))
     per_param = {name: diff(flat[torch_weights.flax_path(name, arch)][...],
                             torch_weights.to_flax_layout(name, data[f"grad/{name}"])) for name in state}
-    worst = max(per_param, key=lambda n: per_param[n]["max_rel"])
     t = lambda a: np.asarray(a).transpose(0, 3, 1, 2)  # noqa: E731
-    return {"fixture": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+    return {"fixture": fixture_name(path),
             "dtype": np.dtype(dtype).name, "config": json.loads(str(data["config"])),
             "parameters": int(sum(v.size for v in state.values())),
             "code": diff(t(code), data["code"]), "output": diff(t(out), data["out"]), "loss": diff(loss, data["loss"]),
             "grad_sharp": diff(t(g_sharp), data["grad_sharp"]), "grad_blurred": diff(t(g_blurred), data["grad_blurred"]),
-            "grad_params_worst": {"name": worst, **per_param[worst]},
-            "grad_params_max_rel": max(v["max_rel"] for v in per_param.values())}
+            **worst_parameter(per_param)}
 
 
 def main():
-    paths = [Path(p) for p in sys.argv[1:]] or [FIXTURE]
-    rows = [compare(p, dtype) for p in paths for dtype in (np.float64, np.float32)]
-    for r in rows:
-        print(f"{r['fixture']} ({r['parameters']} parameters) {r['dtype']}: code rel {r['code']['max_rel']:.2e}; "
+    run(compare, FIXTURE, RESULTS, lambda r: (
+        f"{r['fixture']} ({r['parameters']} parameters) {r['dtype']}: code rel {r['code']['max_rel']:.2e}; "
               f"output rel {r['output']['max_rel']:.2e}; grad sharp rel {r['grad_sharp']['max_rel']:.2e}, blurred "
               f"{r['grad_blurred']['max_rel']:.2e}; grad params max rel {r['grad_params_max_rel']:.2e} "
-              f"({r['grad_params_worst']['name']})")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": "2-core CPU, JAX " + jax.__version__, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+              f"({r['grad_params_worst']['name']})"))
 
 
 if __name__ == "__main__":

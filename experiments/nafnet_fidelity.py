@@ -14,7 +14,6 @@ No torch needed here.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import jax
@@ -24,10 +23,10 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
+from fidelity_report import ROOT, diff, fixture_name, run, worst_parameter  # noqa: E402
 
 from jaxdeblur.models.nafnet import torch_weights  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "nets" / "fixtures" / "nafnet_golden.npz"
 RESULTS = ROOT / "experiments" / "results" / "nafnet_fidelity.json"
 
@@ -49,32 +48,20 @@ def compare(path: Path, dtype) -> dict:
     assert out.dtype == dtype and grad_x.dtype == dtype, (out.dtype, grad_x.dtype)
     flat = dict(nnx.to_flat_state(grads))
 
-    def diff(ours, ref):
-        ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-        a = float(np.abs(ours - ref).max())
-        return {"max_abs": a, "max_rel": a / float(np.abs(ref).max())}
-
     per_param = {name: diff(flat[torch_weights.flax_path(name)][...],
                             torch_weights.to_flax_layout(name, data[f"grad/{name}"])) for name in state}
-    worst = max(per_param, key=lambda n: per_param[n]["max_rel"])
-    return {"fixture": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path), "dtype": np.dtype(dtype).name,
+    return {"fixture": fixture_name(path), "dtype": np.dtype(dtype).name,
             "config": json.loads(str(data["config"])), "parameters": int(sum(v.size for v in state.values())),
             "output": diff(out.transpose(0, 3, 1, 2), data["out"]), "loss": diff(loss, data["loss"]),
             "grad_input": diff(grad_x.transpose(0, 3, 1, 2), data["grad_x"]),
-            "grad_params_worst": {"name": worst, **per_param[worst]},
-            "grad_params_max_rel": max(v["max_rel"] for v in per_param.values())}
+            **worst_parameter(per_param)}
 
 
 def main():
-    paths = [Path(p) for p in sys.argv[1:]] or [FIXTURE]
-    rows = [compare(p, dtype) for p in paths for dtype in (np.float64, np.float32)]
-    for r in rows:
-        print(f"{r['fixture']} ({r['parameters']} parameters) {r['dtype']}: output abs {r['output']['max_abs']:.2e} "
+    run(compare, FIXTURE, RESULTS, lambda r: (
+        f"{r['fixture']} ({r['parameters']} parameters) {r['dtype']}: output abs {r['output']['max_abs']:.2e} "
               f"rel {r['output']['max_rel']:.2e}; grad input rel {r['grad_input']['max_rel']:.2e}; grad params max "
-              f"rel {r['grad_params_max_rel']:.2e} ({r['grad_params_worst']['name']})")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": "2-core CPU, JAX " + jax.__version__, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+              f"rel {r['grad_params_max_rel']:.2e} ({r['grad_params_worst']['name']})"))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ every parameter. No torch needed here.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import jax
@@ -27,24 +26,13 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
+from fidelity_report import ROOT, diff, fixture_name, nhwc, run, worst_parameter  # noqa: E402
 
 from jaxdeblur.models.ufpnet import torch_weights  # noqa: E402
 from jaxdeblur.nets.kernel_code import kernel_field  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "nets" / "fixtures" / "ufpnet_golden.npz"
 RESULTS = ROOT / "experiments" / "results" / "ufpnet_fidelity.json"
-
-
-def nhwc(a, dtype=np.float64):
-    return jnp.asarray(np.asarray(a).transpose(0, 2, 3, 1), dtype)
-
-
-def diff(ours, ref):
-    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-    a = float(np.abs(ours - ref).max())
-    scale = float(np.abs(ref).max())
-    return {"max_abs": a, "max_rel": a / scale if scale else (0.0 if a == 0 else float("inf"))}
 
 
 def compare(path: Path, dtype) -> dict:
@@ -78,9 +66,8 @@ def compare(path: Path, dtype) -> dict:
     names = [k[len("grad/"):] for k in data.files if k.startswith("grad/")]
     per_param = {n: diff(flat[torch_weights.flax_path(n)][...], torch_weights.to_flax_layout(n, data[f"grad/{n}"]))
                  for n in names}
-    worst = max(per_param, key=lambda n: per_param[n]["max_rel"])
     t = lambda a: np.asarray(a).transpose(0, 3, 1, 2)  # noqa: E731
-    return {"fixture": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+    return {"fixture": fixture_name(path),
             "dtype": np.dtype(dtype).name, "config": json.loads(str(data["config"])),
             "parameters": int(sum(np.size(data[f"param/{n}"]) for n in names)),
             "parameters_compared": len(names),
@@ -88,21 +75,15 @@ def compare(path: Path, dtype) -> dict:
             "kernels": diff(kernels, data["kernels"]), "restored": diff(t(restored), data["restored"]),
             "loss_kernels": diff(loss_k, data["loss_kernels"]), "loss_restored": diff(loss_r, data["loss_restored"]),
             "grad_input": diff(t(grad_x), data["grad_x"]),
-            "grad_params_worst": {"name": worst, **per_param[worst]},
-            "grad_params_max_rel": max(v["max_rel"] for v in per_param.values())}
+            **worst_parameter(per_param)}
 
 
 def main():
-    paths = [Path(p) for p in sys.argv[1:]] or [FIXTURE]
-    rows = [compare(p, dtype) for p in paths for dtype in (np.float64, np.float32)]
-    for r in rows:
-        print(f"{r['fixture']} ({r['parameters']} parameters with gradients) {r['dtype']}: codes rel "
+    run(compare, FIXTURE, RESULTS, lambda r: (
+        f"{r['fixture']} ({r['parameters']} parameters with gradients) {r['dtype']}: codes rel "
               f"{r['codes']['max_rel']:.2e}, sigma {r['sigma']['max_rel']:.2e}, kernels {r['kernels']['max_rel']:.2e}, "
               f"restored {r['restored']['max_rel']:.2e}; grad input rel {r['grad_input']['max_rel']:.2e}; grad params "
-              f"max rel {r['grad_params_max_rel']:.2e} ({r['grad_params_worst']['name']})")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": "2-core CPU, JAX " + jax.__version__, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+              f"max rel {r['grad_params_max_rel']:.2e} ({r['grad_params_worst']['name']})"))
 
 
 if __name__ == "__main__":
