@@ -13,6 +13,8 @@ pipeline (`jaxdeblur.data.pipeline`) crops fixed tiles from them.
   ``root/<sequence>/sharp/<name>`` -> {"blurred", "sharp"}.
 * `SamplePhotos`: photos bundled in scikit-image (no data needed) -> {"sharp"}.
 * `Subset`: a view of some records of another source (e.g. a held-out split).
+* `Concat`: the records of several sources one after another (e.g. train400
+  plus the scikit-image photos).
 * `task_sources`: the (training, validation) sources of a supervised task's
   folders (what every model's Task reads).
 
@@ -304,6 +306,69 @@ class Subset:
         return f"Subset({self.source!r}, {len(self)} records)"
 
 
+class Concat:
+    """The records of several sources one after another (all of the same mode).
+
+    A source named twice is sampled twice as often by a pipeline that draws
+    records uniformly: that is how a small set is weighted up.
+
+    Args:
+      sources: at least one source; all must have the same `channels`.
+    """
+
+    def __init__(self, sources: Sequence[Source]):
+        self.sources = tuple(sources)
+        if not self.sources:
+            raise ValueError("Concat needs at least one source")
+        channels = {s.channels for s in self.sources}
+        if len(channels) != 1:
+            raise ValueError(f"Concat needs sources of one mode, got channels {sorted(channels)}")
+        self._starts = np.cumsum([0] + [len(s) for s in self.sources])
+
+    @property
+    def channels(self) -> int:
+        return self.sources[0].channels
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, index: int) -> tuple[Source, int]:
+        index = _check_index(index, len(self))
+        which = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self.sources[which], index - int(self._starts[which])
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        source, i = self._locate(index)
+        return source[i]
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        source, i = self._locate(index)
+        return source.image_size(i)
+
+    def name(self, index: int) -> str:
+        source, i = self._locate(index)
+        return source.name(i)
+
+    def __repr__(self) -> str:
+        return f"Concat({list(self.sources)!r})"
+
+
+SAMPLE_PHOTOS_ENTRY = "skimage"
+
+
+def _data_source(data: str, *, paired: bool, mode: str) -> Source:
+    """The source of a `data` string: one folder, or several entries joined by os.pathsep (see `task_sources`)."""
+    entries = str(data).split(os.pathsep)
+    if any(not e for e in entries):
+        raise ValueError(f"empty entry in data {data!r} (entries are joined by {os.pathsep!r})")
+    if paired and len(entries) > 1:
+        raise ValueError(f"paired data is one GoPro-layout folder, got {len(entries)} entries in {data!r}")
+    folder = PairedFolder if paired else ImageFolder
+    sources = [SamplePhotos(mode=mode) if e == SAMPLE_PHOTOS_ENTRY and not paired else folder(e, mode=mode)
+               for e in entries]
+    return sources[0] if len(sources) == 1 else Concat(sources)
+
+
 def split(source: Source, *, held_out: int) -> tuple[Subset, Subset]:
     """(training, held-out) views: the last `held_out` records are held out (deterministic, no shuffle).
 
@@ -324,22 +389,24 @@ def task_sources(data: str | None, val_data: str | None, *, paired: bool, mode: 
 
     Args:
       data: a folder of sharp images (`ImageFolder`), or of GoPro-layout pairs (`PairedFolder`) when
-        `paired`; None: the scikit-image photos (`SamplePhotos`, no data needed).
+        `paired`; None: the scikit-image photos (`SamplePhotos`, no data needed). Unpaired data may name
+        several entries joined by os.pathsep (":" on POSIX), each a folder or "skimage" (the photos);
+        their records are concatenated (`Concat`), an entry named twice counts twice.
       val_data: the validation folder (same layout); None holds out the last `held_out` records of data
         (`split`).
       paired: the folders hold pairs.
       mode: "gray" or "rgb".
       held_out: records held out when val_data is None.
     """
-    folder = PairedFolder if paired else ImageFolder
-    source = SamplePhotos(mode=mode) if data is None else folder(data, mode=mode)
+    source = SamplePhotos(mode=mode) if data is None else _data_source(data, paired=paired, mode=mode)
     if val_data is None:
         return split(source, held_out=held_out)
-    return source, folder(val_data, mode=mode)
+    return source, _data_source(val_data, paired=paired, mode=mode)
 
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "Concat",
     "ImageFolder",
     "PairedFolder",
     "SamplePhotos",

@@ -135,3 +135,26 @@ def test_subset_and_split(folder):
         sources.split(source, held_out=4)
     with pytest.raises(IndexError):
         sources.Subset(source, [0, 9])
+
+
+def test_concat_and_several_data_entries(folder):
+    """data "A:skimage:skimage" concatenates a folder and the photos twice (weighting them up), in order."""
+    image_folder = sources.ImageFolder(folder, mode="rgb")
+    photos = sources.SamplePhotos(mode="rgb")
+    sources.task_sources.cache_clear()
+    train, val = sources.task_sources(f"{folder}:skimage:skimage", str(folder), paired=False, mode="rgb",
+                                      held_out=1)
+    assert isinstance(train, sources.Concat) and len(train) == len(image_folder) + 2 * len(photos)
+    last = len(image_folder) + len(photos) + 1  # the second copy's second photo
+    np.testing.assert_array_equal(train[last]["sharp"], photos[1]["sharp"])
+    assert train.name(last) == photos.name(1) and train.image_size(0) == image_folder.image_size(0)
+    np.testing.assert_array_equal(train[-1]["sharp"], photos[-1]["sharp"])
+    assert train.channels == 3 and len(val) == len(image_folder)
+    with pytest.raises(ValueError, match="one mode"):
+        sources.Concat([image_folder, sources.SamplePhotos(mode="gray")])
+    with pytest.raises(ValueError, match="empty entry"):
+        sources.task_sources(f"{folder}::skimage", None, paired=False, mode="rgb", held_out=1)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sources.task_sources(f"{folder}:nowhere", None, paired=False, mode="rgb", held_out=1)
+    with pytest.raises(ValueError, match="paired data is one"):
+        sources.task_sources(f"{folder}:skimage", None, paired=True, mode="rgb", held_out=1)
