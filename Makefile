@@ -28,7 +28,7 @@ demo: setup
 	$(BIN)/jaxdeblur demo --out demo_output --overwrite
 
 bench: setup
-	$(BIN)/python experiments/bench_blur.py
+	$(BIN)/python -m experiments.bench_blur
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

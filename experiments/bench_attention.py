@@ -16,7 +16,7 @@ the features and both log-sigmas) and reads XLA's compiled memory analysis
 Configurations too large to run here are compiled only, for their memory.
 Prints JSON and writes experiments/results/bench_attention_<platform>.json.
 
-    python experiments/bench_attention.py [--sizes 64 128 256 512] [--reps 3]
+    python -m experiments.bench_attention [--sizes 64 128 256 512] [--reps 3]
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ import numpy as np
 
 from jaxdeblur.nets.edge_attention import edge_preserving_attention
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.nets.test_edge_attention import stacked_attention  # noqa: E402  (the O(p^2 HWC) reference)
+from tests.nets.test_edge_attention import stacked_attention  # (the O(p^2 HWC) reference)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

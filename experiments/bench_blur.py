@@ -7,7 +7,7 @@ FFT/direct crossover used by `method="auto"`, checks how the current "auto"
 rule fares, and compares a batched blur of N images with per-image kernels
 against a Python loop of single-image calls.
 
-Usage: python experiments/bench_blur.py [--out PATH] [--quick]
+Usage: python -m experiments.bench_blur [--out PATH] [--quick]
 Prints the results as JSON and writes them to --out
 (default experiments/results/bench_blur_cpu.json).
 """

@@ -9,7 +9,7 @@ the same learning rates) on the same image size, INTERLEAVED with the JAX
 runs (round r: JAX, then PyTorch), because the machine may be shared: both
 see the same load, which is recorded per round. Prints JSON; --out writes it.
 
-  python experiments/bench_dip.py --preset paper --kernel-size 17 --batch 1 --strategy auto \
+  python -m experiments.bench_dip --preset paper --kernel-size 17 --batch 1 --strategy auto \
       --iterations 3 --rounds 5 [--one-core]
 
 --one-core pins the process to one core and PyTorch to one thread: the work
@@ -28,11 +28,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, peak_memory_bytes, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, peak_memory_bytes, write_json
 
-from jaxdeblur.engine.runner import EngineOptions, run_batch  # noqa: E402
-from jaxdeblur.methods import get_method  # noqa: E402
+from jaxdeblur.engine.runner import EngineOptions, run_batch
+from jaxdeblur.methods import get_method
 
 
 def blurred_inputs(n, size):
@@ -58,7 +57,7 @@ def torch_reference(cfg, size, kernel_size, threads=None):
         import torch
     except ImportError:
         return None
-    from torch_reference import SelfDeblurReference
+    from experiments.torch_reference import SelfDeblurReference
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -8,8 +8,8 @@ non-blind hyper-Laplacian step is timed apart (median of the repeats). The
 machine is shared with other jobs: the load average before and after each
 measurement is recorded, and the spread (min / max) of the repeats.
 
-  python experiments/bench_map.py                              # -> results/bench_map_cpu.json
-  python experiments/bench_map.py --presets default --kernel-sizes 27 --batch 1 --out none
+  python -m experiments.bench_map                              # -> results/bench_map_cpu.json
+  python -m experiments.bench_map --presets default --kernel-sizes 27 --batch 1 --out none
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, peak_memory_bytes, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, peak_memory_bytes, write_json
 
-from jaxdeblur.deconv import hyper_laplacian  # noqa: E402
-from jaxdeblur.estimate import PRESETS, estimate_kernels, resolve_config  # noqa: E402
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.estimate import PRESETS, estimate_kernels, resolve_config
 
 
 def test_image(size: int) -> tuple[np.ndarray, str]:

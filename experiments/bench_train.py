@@ -14,8 +14,8 @@ in the same run, interleaved with the JAX rounds; beside it (1 device) the
 JAX step of the same work as PyTorch's (network, loss, gradients, clipping,
 AdamW on fixed tensors: no degradation), `jax_network_ms_per_step`.
 
-  python experiments/bench_train.py                        # cpu preset, 1 and 8 devices, torch if present
-  python experiments/bench_train.py --presets cpu paper --paper-batch 2
+  python -m experiments.bench_train                        # cpu preset, 1 and 8 devices, torch if present
+  python -m experiments.bench_train --presets cpu paper --paper-batch 2
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]  # the children run as `python -m experiments.bench_train` from here
 
 
 def jax_setup(args):
@@ -121,7 +121,7 @@ def jax_network_step(cfg):
 
 def torch_setup(cfg):
     import torch
-    from torch_nafnet import NAFNet, train_step_fn
+    from experiments.torch_nafnet import NAFNet, train_step_fn
 
     torch.manual_seed(0)
     model = NAFNet(cfg.channels, cfg.width, cfg.enc_blocks, cfg.middle_blocks, cfg.dec_blocks)
@@ -141,7 +141,7 @@ def torch_setup(cfg):
 def measure(args) -> dict:
     import jax
 
-    from _common import machine
+    from experiments._common import machine
 
     timer = jax_setup(args)
     out = {"devices": jax.device_count(), "machine": machine(), "presets": {}}
@@ -215,9 +215,10 @@ def main():
     runs = {}
     for n in args.devices:
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
-        cmd = [sys.executable, __file__, "--child", "--presets", *args.presets, "--paper-batch", str(args.paper_batch),
-               "--repeats", str(args.repeats)] + ([] if args.torch and n == 1 else ["--no-torch"])
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "experiments.bench_train", "--child", "--presets", *args.presets,
+               "--paper-batch", str(args.paper_batch), "--repeats", str(args.repeats)]
+        cmd += [] if args.torch and n == 1 else ["--no-torch"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not line:
             raise SystemExit(f"{n} devices failed:\n{proc.stderr[-3000:]}")

@@ -19,8 +19,8 @@ to show what the chunking saves. The model is the `cpu` preset's network
 (shipped weights when present; memory does not depend on the weight values),
 or ``--preset paper`` (compile-time analysis only with ``--no-run``).
 
-    .venv/bin/python experiments/bench_ufpnet_memory.py                     # cpu preset, default sizes
-    .venv/bin/python experiments/bench_ufpnet_memory.py --rows whole --sizes 256x256 640x360
+    .venv/bin/python -m experiments.bench_ufpnet_memory                     # cpu preset, default sizes
+    .venv/bin/python -m experiments.bench_ufpnet_memory --rows whole --sizes 256x256 640x360
 
 Writes experiments/results/bench_ufpnet_memory_<preset>.json (rows keyed by
 size and chunking) and prints a table.
@@ -111,10 +111,11 @@ def main() -> None:
     rows = {r["key"]: r for r in previous.get("rows", [])}
     for size in args.sizes:
         h, w = (int(v) for v in size.lower().split("x"))
-        command = [sys.executable, __file__, "--preset", args.preset, "--rows", args.rows, "--child", str(h), str(w)]
+        command = [sys.executable, "-m", "experiments.bench_ufpnet_memory", "--preset", args.preset,
+                   "--rows", args.rows, "--child", str(h), str(w)]
         if not args.run:
             command.append("--no-run")
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, cwd=RESULTS.parents[1])
         if done.returncode:
             print(f"{size}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
             continue

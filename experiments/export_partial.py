@@ -6,7 +6,7 @@ still leaves its newest orbax checkpoint; this writes it as shipped weights
 metrics, and a manifest that says at which step of how many it stopped and
 how to resume (`jaxdeblur train ... --resume` continues the same run).
 
-  python experiments/export_partial.py nafnet --preset cpu --workdir runs/nafnet-cpu \
+  python -m experiments.export_partial nafnet --preset cpu --workdir runs/nafnet-cpu \
       --data /work/shared/data/train400 --val-data /work/shared/data/bsd68
 """
 

@@ -19,13 +19,12 @@ Writes experiments/results/kernel_prior_eval_<preset>_<device>.{json,md,png};
 the figure shows samples of the prior beside training-distribution motion
 kernels and the Levin kernels (each kernel scaled to its own peak).
 
-  python experiments/kernel_prior_eval.py --preset cpu
+  python -m experiments.kernel_prior_eval --preset cpu
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -33,13 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
 
-from jaxdeblur import kernels  # noqa: E402
-from jaxdeblur.data import default_root, levin  # noqa: E402
-from jaxdeblur.models import load  # noqa: E402
-from jaxdeblur.models.kernel_prior import make_task  # noqa: E402
+from jaxdeblur import kernels
+from jaxdeblur.data import default_root, levin
+from jaxdeblur.models import load
+from jaxdeblur.models.kernel_prior import make_task
 
 FIGURE_COLUMNS = 8
 

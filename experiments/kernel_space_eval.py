@@ -35,8 +35,8 @@ least-squares uniform kernel of pair a) against the true blurred b.
 
 Writes experiments/results/kernel_space_eval_<device>.{json,md,png}.
 
-  nice -n 5 python experiments/kernel_space_eval.py             # CPU, reduced (the shipped result)
-  python experiments/kernel_space_eval.py --images 2 --iterations 20 --size 48 --out /tmp/ks   # smoke
+  nice -n 5 python -m experiments.kernel_space_eval             # CPU, reduced (the shipped result)
+  python -m experiments.kernel_space_eval --images 2 --iterations 20 --size 48 --out /tmp/ks   # smoke
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -52,8 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json  # noqa: E402
 
 from jaxdeblur import models  # noqa: E402
 from jaxdeblur.config import compress_schedule  # noqa: E402

@@ -9,7 +9,7 @@ mapping), and reports the largest absolute and relative differences of the
 code map G(sharp, blurred), the re-blurred output F(sharp, code), the MSE's
 gradient w.r.t. both images and w.r.t. every parameter. No torch needed here.
 
-  JAX_PLATFORMS=cpu .venv/bin/python experiments/kernel_space_fidelity.py [REF.npz ...]
+  JAX_PLATFORMS=cpu .venv/bin/python -m experiments.kernel_space_fidelity [REF.npz ...]
       # default: tests/nets/fixtures/kernel_space_golden.npz; writes results/kernel_space_fidelity.json
 """
 
@@ -25,7 +25,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
-from fidelity_report import ROOT, diff, fixture_name, nhwc, run, worst_parameter  # noqa: E402
+from experiments.fidelity_report import ROOT, diff, fixture_name, nhwc, run, worst_parameter  # noqa: E402
 
 from jaxdeblur.models.kernel_space import torch_weights  # noqa: E402
 

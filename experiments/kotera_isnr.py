@@ -30,8 +30,8 @@ One group = one (variant, seed): all inputs in one `deblur_batch` call.
 Results are written after every group; a rerun skips groups already in the
 JSON (same header), so the study can be resumed.
 
-  python experiments/kotera_isnr.py --preset fast --seeds 0 1 2 --photos 8 --size 256
-  python experiments/kotera_isnr.py --preset tiny --seeds 0 --photos 2 --kernels 2 --size 48 --out /tmp/k  # smoke
+  python -m experiments.kotera_isnr --preset fast --seeds 0 1 2 --photos 8 --size 256
+  python -m experiments.kotera_isnr --preset tiny --seeds 0 --photos 2 --kernels 2 --size 48 --out /tmp/k  # smoke
 """
 
 from __future__ import annotations
@@ -44,15 +44,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
-from levin import spread  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
+from experiments.levin import spread
 
-from jaxdeblur.api import deblur_batch  # noqa: E402
-from jaxdeblur.data import SAMPLE_PHOTOS, levin, levin_kernel_size, sample_photos, synthetic_set  # noqa: E402
-from jaxdeblur.engine.runner import EngineOptions  # noqa: E402
-from jaxdeblur.methods import METHODS, compress_schedule, resolve  # noqa: E402
-from jaxdeblur.metrics import aligned_isnr, aligned_psnr_ssim  # noqa: E402
+from jaxdeblur.api import deblur_batch
+from jaxdeblur.data import SAMPLE_PHOTOS, levin, levin_kernel_size, sample_photos, synthetic_set
+from jaxdeblur.engine.runner import EngineOptions
+from jaxdeblur.methods import METHODS, compress_schedule, resolve
+from jaxdeblur.metrics import aligned_isnr, aligned_psnr_ssim
 
 PAPER = {"kodak": {"selfdeblur": (2.48, 2.52), "kotera": (5.49, 2.12)},
          "levin": {"selfdeblur": (7.62, 1.36), "kotera": (8.23, 1.21)}}

@@ -12,7 +12,7 @@ window and deconvolves the whole image non-blind with it (every colour channel).
 child's wall time and peak resident memory (getrusage of the waited child), and the aligned PSNR of
 a central 512 x 512 crop of the luma against the sharp photo, for the blurred input and both results.
 
-    python experiments/large_photo.py --kernel-size 13 --iterations 1000
+    python -m experiments.large_photo --kernel-size 13 --iterations 1000
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
 
-from jaxdeblur.color import rgb_to_gray  # noqa: E402
-from jaxdeblur.data import sample_photos  # noqa: E402
-from jaxdeblur.forward import blur  # noqa: E402
-from jaxdeblur.io import load_image, save_image  # noqa: E402
-from jaxdeblur.kernels import motion  # noqa: E402
-from jaxdeblur.metrics import aligned_psnr_ssim  # noqa: E402
+from jaxdeblur.color import rgb_to_gray
+from jaxdeblur.data import sample_photos
+from jaxdeblur.forward import blur
+from jaxdeblur.io import load_image, save_image
+from jaxdeblur.kernels import motion
+from jaxdeblur.metrics import aligned_psnr_ssim
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 WIDTH, HEIGHT = 4000, 3000

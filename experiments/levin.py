@@ -7,7 +7,7 @@ seeds. Kernel sizes per image are SelfDeblur's (REFERENCE.md). Results are
 written after every seed (a rerun skips the seeds already in the file), as
 JSON and a markdown table beside the paper's numbers.
 
-  python experiments/levin.py --method selfdeblur --preset paper --seeds 0 1 2
+  python -m experiments.levin --method selfdeblur --preset paper --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
-from jaxdeblur.config import parse_overrides  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
+from jaxdeblur.config import parse_overrides
 
-from jaxdeblur.api import deblur_batch  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.deconv import hyper_laplacian  # noqa: E402
-from jaxdeblur.engine.runner import EngineOptions  # noqa: E402
-from jaxdeblur.metrics import aligned_psnr_ssim, error_ratio  # noqa: E402
+from jaxdeblur.api import deblur_batch
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.engine.runner import EngineOptions
+from jaxdeblur.metrics import aligned_psnr_ssim, error_ratio
 
 PAPER = {"selfdeblur": {"psnr": 33.07, "ssim": 0.931}, "uncertainty": {"psnr": 33.65, "ssim": 0.947},
          "kotera": {}}

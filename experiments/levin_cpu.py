@@ -15,16 +15,15 @@ includes the compile, later calls of that shape reuse the compiled program). The
 estimator (`jaxdeblur.estimate`, preset "default", `levin_map.estimate_all` /
 `levin_map.evaluate`) is scored on the same items with `--map`.
 
-  python experiments/levin_cpu.py --methods selfdeblur kotera uncertainty --iterations 300 --map
-  python experiments/levin_cpu.py --methods selfdeblur --images 2 --iterations 100 --out /tmp/pilot   # pilot
-  python experiments/levin_cpu.py --methods kotera --iterations 300 kotera=200 --set kotera:coarse_iterations=50
+  python -m experiments.levin_cpu --methods selfdeblur kotera uncertainty --iterations 300 --map
+  python -m experiments.levin_cpu --methods selfdeblur --images 2 --iterations 100 --out /tmp/pilot   # pilot
+  python -m experiments.levin_cpu --methods kotera --iterations 300 kotera=200 --set kotera:coarse_iterations=50
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import types
 from collections import defaultdict
@@ -32,17 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
-from levin import evaluate, load_record, spread  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
+from experiments.levin import evaluate, load_record, spread
 
-from jaxdeblur.api import deblur_batch  # noqa: E402
-from jaxdeblur.config import parse_overrides  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.deconv import hyper_laplacian  # noqa: E402
-from jaxdeblur.engine.runner import EngineOptions  # noqa: E402
-from jaxdeblur.metrics import aligned_psnr_ssim, kernel_similarity  # noqa: E402
-from jaxdeblur.regions import most_textured_window, register_region_selector  # noqa: E402
+from jaxdeblur.api import deblur_batch
+from jaxdeblur.config import parse_overrides
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.engine.runner import EngineOptions
+from jaxdeblur.metrics import aligned_psnr_ssim, kernel_similarity
+from jaxdeblur.regions import most_textured_window, register_region_selector
 
 METHODS = ("selfdeblur", "kotera", "uncertainty")
 OUTPUTS = ("image", "deconvolved")
@@ -189,7 +187,7 @@ def map_entry(rows: list[dict], timing: dict, blurred_psnr: dict, **info) -> dic
 
 def run_map(items, blurred_psnr: dict) -> tuple[dict, dict]:
     """The MAP estimator (preset "default") on `items`: (record entry, {name: deconvolved image})."""
-    from levin_map import estimate_all, evaluate as evaluate_map
+    from experiments.levin_map import estimate_all, evaluate as evaluate_map
     from jaxdeblur.estimate import resolve_config
 
     t0 = time.perf_counter()

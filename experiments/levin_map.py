@@ -11,8 +11,8 @@ and of the blurred input; error ratio (SSD ratio, Levin et al.); Hu & Yang's
 kernel similarity; seconds. Summary: means, the success rate (ER <= 3) and the
 cumulative fractions ER <= r for r = 1..5 (the region-selection paper's curve).
 
-  python experiments/levin_map.py                     # all 32, default preset -> results/levin_map_cpu.{json,md}
-  python experiments/levin_map.py --subset tuning --set kernel_reg=8 --out /tmp/try.json   # tuning
+  python -m experiments.levin_map                     # all 32, default preset -> results/levin_map_cpu.{json,md}
+  python -m experiments.levin_map --subset tuning --set kernel_reg=8 --out /tmp/try.json   # tuning
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
 
-from jaxdeblur.config import parse_overrides  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.deconv import hyper_laplacian  # noqa: E402
-from jaxdeblur.estimate import PRESETS, estimate_kernels, resolve_config  # noqa: E402
-from jaxdeblur.metrics import aligned_psnr_ssim, error_ratio, kernel_similarity  # noqa: E402
+from jaxdeblur.config import parse_overrides
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.estimate import PRESETS, estimate_kernels, resolve_config
+from jaxdeblur.metrics import aligned_psnr_ssim, error_ratio, kernel_similarity
 
 SUCCESS_ER = 3.0
 # The defaults were tuned on these 16 items (every kernel on two images); the other 16 are held out.

@@ -17,8 +17,8 @@ the square root of Levin et al.'s SSD ratio):
 Seconds: kernel estimation per image (batched per kernel size) and the learned step per image, compile
 excluded (each program is run once before it is timed) and reported apart.
 
-  python experiments/levin_pipeline.py                    # Levin 32 + set12 x 8 kernels -> results/levin_pipeline_cpu.{json,md}
-  python experiments/levin_pipeline.py --subset tuning --no-set12 --set pnp_iterations=8 --out /tmp/t.json
+  python -m experiments.levin_pipeline                    # Levin 32 + set12 x 8 kernels -> results/levin_pipeline_cpu.{json,md}
+  python -m experiments.levin_pipeline --subset tuning --no-set12 --set pnp_iterations=8 --out /tmp/t.json
 """
 
 from __future__ import annotations
@@ -33,17 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
-from levin_map import TUNING_ITEMS, in_subset  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
+from experiments.levin_map import TUNING_ITEMS, in_subset
 
-from jaxdeblur.config import parse_overrides  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.data.benchmarks import synthetic_set  # noqa: E402
-from jaxdeblur.data.sources import ImageFolder  # noqa: E402
-from jaxdeblur.estimate import deconvolve, estimate_kernels, resolve_config  # noqa: E402
-from jaxdeblur.metrics import align, aligned_psnr_ssim, kernel_similarity  # noqa: E402
-from jaxdeblur.methods.map_estimation import denoiser_for  # noqa: E402
+from jaxdeblur.config import parse_overrides
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.data.benchmarks import synthetic_set
+from jaxdeblur.data.sources import ImageFolder
+from jaxdeblur.estimate import deconvolve, estimate_kernels, resolve_config
+from jaxdeblur.metrics import align, aligned_psnr_ssim, kernel_similarity
+from jaxdeblur.methods.map_estimation import denoiser_for
 
 SET12 = Path(__file__).resolve().parents[2] / "shared" / "data" / "set12"
 COLUMNS = ("blurred", "map_hl", "map_learned", "true_hl", "true_learned", "true_learned_fine")

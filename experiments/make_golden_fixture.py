@@ -7,7 +7,7 @@ are the identity and would test nothing), one forward and backward of the
 reblur MSE, and one Adam step with SelfDeblur's two learning rates. The
 suite checks the JAX networks against it without torch (tests/nets/test_golden.py).
 
-  python experiments/make_golden_fixture.py
+  python -m experiments.make_golden_fixture
 
 Arrays, all float32 and in PyTorch layouts (NCHW, OIHW, (out, in)):
   param/image/<name>, param/kernel/<name>   the weights (state-dict names)
@@ -20,14 +20,12 @@ Arrays, all float32 and in PyTorch layouts (NCHW, OIHW, (out, in)):
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from torch_reference import KernelGenerator, SkipGenerator, reblur_mse  # noqa: E402
+from experiments.torch_reference import KernelGenerator, SkipGenerator, reblur_mse
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "nets" / "fixtures" / "selfdeblur_golden.npz"
 CONFIG = {"in_channels": 8, "channels_down": [8, 8, 8], "channels_up": [8, 8, 8], "channels_skip": [4, 4, 4],

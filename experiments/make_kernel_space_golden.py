@@ -11,8 +11,8 @@ would check nothing). G on a pair of random 32 x 48 images -> the code map
 random target and its gradients w.r.t. every parameter and both images, in
 float64 (`model.double()` on the same weights), plus the float32 code and output.
 
-  /work/torchenv/bin/python experiments/make_kernel_space_golden.py
-  /work/torchenv/bin/python experiments/make_kernel_space_golden.py --reference /tmp/ks_paper.npz --paper
+  /work/torchenv/bin/python -m experiments.make_kernel_space_golden
+  /work/torchenv/bin/python -m experiments.make_kernel_space_golden --reference /tmp/ks_paper.npz --paper
       # the authors' full network (nf 64, 10 / 20 blocks, code 512, depth 5: 49 M parameters) on a
       # 256 x 256 pair (their smallest: a 1 x 1 code map fails their reflection padding), not
       # committed, for experiments/kernel_space_fidelity.py
@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from torch_kernel_space import KernelWizard  # noqa: E402
+from experiments.torch_kernel_space import KernelWizard
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "nets" / "fixtures" / "kernel_space_golden.npz"

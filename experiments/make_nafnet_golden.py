@@ -11,8 +11,8 @@ weights), plus the float32 output. The suite checks the JAX network against it
 without torch (tests/nets/test_nafnet_golden.py) and imports the .pth
 (tests/models/test_torch_import.py).
 
-  /work/torchenv/bin/python experiments/make_nafnet_golden.py
-  /work/torchenv/bin/python experiments/make_nafnet_golden.py --reference /tmp/ref.npz --width 32 \
+  /work/torchenv/bin/python -m experiments.make_nafnet_golden
+  /work/torchenv/bin/python -m experiments.make_nafnet_golden --reference /tmp/ref.npz --width 32 \
       --enc 1,1,1,28 --dec 1,1,1,1 --size 37,45     # a larger reference only (no fixtures), for
                                                     # experiments/nafnet_fidelity.py
 
@@ -33,14 +33,12 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from torch_nafnet import NAFNet  # noqa: E402
+from experiments.torch_nafnet import NAFNet
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "nets" / "fixtures" / "nafnet_golden.npz"

@@ -20,8 +20,8 @@ die easily: codes constant over the image). On one random
   network's parameters and the image (kernels held fixed, as their no_grad);
 - the float32 kernels and restoration.
 
-  /work/torchenv/bin/python experiments/make_ufpnet_golden.py
-  /work/torchenv/bin/python experiments/make_ufpnet_golden.py --reference /tmp/ufp_paper.npz --paper
+  /work/torchenv/bin/python -m experiments.make_ufpnet_golden
+  /work/torchenv/bin/python -m experiments.make_ufpnet_golden --reference /tmp/ufp_paper.npz --paper
       # the authors' full network (width 64, [1, 1, 1, 28], 19 x 19 kernels, hidden 25, code net
       # (64, 128) / 5 x 256: 80 M parameters) on a 1 x 3 x 64 x 64 image, not committed, for
       # experiments/ufpnet_fidelity.py
@@ -39,14 +39,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from torch_ufpnet import UFPNet_code_uncertainty  # noqa: E402
+from experiments.torch_ufpnet import UFPNet_code_uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "nets" / "fixtures" / "ufpnet_golden.npz"

@@ -8,27 +8,24 @@ about the kernel's centre of mass holding 99 % of its mass, what a centred estim
 its bounding box (taps >= 1 % of the peak). Also the estimate at SelfDeblur's fixed size
 (`levin_kernel_size`), for comparison.
 
-  python experiments/map_auto_size.py [--preset default] -> results/map_auto_size_<preset>_cpu.{json,md}
+  python -m experiments.map_auto_size [--preset default] -> results/map_auto_size_<preset>_cpu.{json,md}
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
 
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.estimate import estimate_kernels, resolve_config  # noqa: E402
-from jaxdeblur.estimate.confidence import kernel_confidence  # noqa: E402
-from jaxdeblur.estimate.support import auto_kernel_sizes, kernel_extent  # noqa: E402
-from jaxdeblur.metrics import kernel_similarity  # noqa: E402
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.estimate import estimate_kernels, resolve_config
+from jaxdeblur.estimate.confidence import kernel_confidence
+from jaxdeblur.estimate.support import auto_kernel_sizes, kernel_extent
+from jaxdeblur.metrics import kernel_similarity
 
 
 def bbox_side(k: np.ndarray, level: float = 0.01) -> int:

@@ -17,29 +17,26 @@ convolution even with the true kernel).
 Reported: residual_ratio, border_mass, spread, the flag, Hu & Yang's similarity to the truth (13 px kernels),
 and per candidate how many of the cases were flagged.
 
-  python experiments/map_confidence.py -> results/map_confidence_cpu.{json,md}
+  python -m experiments.map_confidence -> results/map_confidence_cpu.{json,md}
 """
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
 
-from jaxdeblur import kernels  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.data.benchmarks import sample_photos  # noqa: E402
-from jaxdeblur.estimate import estimate_kernels, resolve_config  # noqa: E402
-from jaxdeblur.estimate.confidence import kernel_confidence  # noqa: E402
-from jaxdeblur.forward import blur  # noqa: E402
-from jaxdeblur.metrics import kernel_similarity  # noqa: E402
+from jaxdeblur import kernels
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.data.benchmarks import sample_photos
+from jaxdeblur.estimate import estimate_kernels, resolve_config
+from jaxdeblur.estimate.confidence import kernel_confidence
+from jaxdeblur.forward import blur
+from jaxdeblur.metrics import kernel_similarity
 
 SIZE, K = 96, 13
 PHOTOS = ("camera", "astronaut", "coffee", "chelsea")

@@ -13,7 +13,7 @@ aligned PSNR / SSIM; kernel similarity to the true kernel):
 The items share one kernel size (one compiled program, one batch): by default kernels 7 and 8 (21 px)
 on the four images.
 
-  python experiments/map_init_levin.py --iterations 300 --baseline
+  python -m experiments.map_init_levin --iterations 300 --baseline
 """
 
 from __future__ import annotations
@@ -26,17 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
-from levin_pipeline import quantize, score  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
+from experiments.levin_pipeline import quantize, score
 
-from jaxdeblur.api import deblur_batch  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.engine.runner import EngineOptions  # noqa: E402
-from jaxdeblur.estimate import PRESETS, deconvolve  # noqa: E402
-from jaxdeblur.methods.map_estimation import denoiser_for  # noqa: E402
-from jaxdeblur.methods.map_init import MapInitConfig  # noqa: E402
-from jaxdeblur.metrics import kernel_similarity  # noqa: E402
+from jaxdeblur.api import deblur_batch
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.engine.runner import EngineOptions
+from jaxdeblur.estimate import PRESETS, deconvolve
+from jaxdeblur.methods.map_estimation import denoiser_for
+from jaxdeblur.methods.map_init import MapInitConfig
+from jaxdeblur.metrics import kernel_similarity
 
 ITEMS = ("im1_kernel7", "im2_kernel8", "im3_kernel7", "im4_kernel8")
 

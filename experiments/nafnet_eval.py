@@ -12,29 +12,27 @@ hyper-Laplacian deconvolution and Wiener deconvolution with the true kernel
 image minus a 10 px border. Writes JSON + a markdown table + a figure to
 experiments/results/.
 
-  python experiments/nafnet_eval.py --model nafnet-cpu
-  python experiments/nafnet_eval.py --model nafnet-cpu --limit 4 --out /tmp/x   # smoke
+  python -m experiments.nafnet_eval --model nafnet-cpu
+  python -m experiments.nafnet_eval --model nafnet-cpu --limit 4 --out /tmp/x   # smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
 
-from jaxdeblur import kernels  # noqa: E402
-from jaxdeblur.data import default_root, synthetic_set  # noqa: E402
-from jaxdeblur.data.sources import ImageFolder  # noqa: E402
-from jaxdeblur.deconv import hyper_laplacian, wiener  # noqa: E402
-from jaxdeblur.metrics import psnr, ssim  # noqa: E402
-from jaxdeblur.models import load  # noqa: E402
+from jaxdeblur import kernels
+from jaxdeblur.data import default_root, synthetic_set
+from jaxdeblur.data.sources import ImageFolder
+from jaxdeblur.deconv import hyper_laplacian, wiener
+from jaxdeblur.metrics import psnr, ssim
+from jaxdeblur.models import load
 
 BORDER = 10
 SET_TAGS = {"set12": 1, "bsd68": 2}

@@ -7,7 +7,7 @@ mapping), and reports the largest absolute and relative differences of the
 output, the MSE's gradient w.r.t. the input and w.r.t. every parameter.
 No torch needed here.
 
-  JAX_PLATFORMS=cpu .venv/bin/python experiments/nafnet_fidelity.py [REF.npz ...]
+  JAX_PLATFORMS=cpu .venv/bin/python -m experiments.nafnet_fidelity [REF.npz ...]
       # default: tests/nets/fixtures/nafnet_golden.npz; writes results/nafnet_fidelity.json
 """
 
@@ -23,7 +23,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
-from fidelity_report import ROOT, diff, fixture_name, run, worst_parameter  # noqa: E402
+from experiments.fidelity_report import ROOT, diff, fixture_name, run, worst_parameter  # noqa: E402
 
 from jaxdeblur.models.nafnet import torch_weights  # noqa: E402
 

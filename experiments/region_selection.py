@@ -29,7 +29,7 @@ compilation, so seconds per image are the median over the other batches.
 Partial results are kept in --work (one JSON per photo and strategy), so a
 run resumes, and strategies may run separately (--strategies).
 
-  python experiments/region_selection.py --images 6            # -> results/region_selection_cpu.{json,md,png}
+  python -m experiments.region_selection --images 6            # -> results/region_selection_cpu.{json,md,png}
 """
 
 from __future__ import annotations
@@ -37,14 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json  # noqa: E402
 
 from jaxdeblur.data import levin, synthetic_set  # noqa: E402
 from jaxdeblur.data.benchmarks import default_root  # noqa: E402

@@ -30,10 +30,10 @@ program as the run), metrics with a 2 px crop
 and 1 px shift search (numbers meaningless; for testing the kit, e.g. before
 a GPU session). Results go to reproduce_gpu_dryrun_<device>.*.
 
-  python experiments/reproduce_gpu.py                         # ~10 min on one modern GPU
-  python experiments/reproduce_gpu.py --budget-s 3600         # the full setting, if it fits in an hour
-  python experiments/reproduce_gpu.py --lai /data/lai --budget-s 1800
-  python experiments/reproduce_gpu.py --dry-run --methods selfdeblur
+  python -m experiments.reproduce_gpu                         # ~10 min on one modern GPU
+  python -m experiments.reproduce_gpu --budget-s 3600         # the full setting, if it fits in an hour
+  python -m experiments.reproduce_gpu --lai /data/lai --budget-s 1800
+  python -m experiments.reproduce_gpu --dry-run --methods selfdeblur
 """
 
 from __future__ import annotations
@@ -41,15 +41,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, peak_memory_bytes, write_json  # noqa: E402
-from levin import spread  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, peak_memory_bytes, write_json
+from experiments.levin import spread
 
 METHODS = ("selfdeblur", "kotera", "uncertainty")
 # Levin: SelfDeblur (Ren et al. 2020) and Nair & Patel (their Table 1, no non-blind step); Kotera et al. report

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch_nafnet import LayerNorm2d, NAFBlock, SimpleGate  # noqa: F401  (the same NAFNet pieces)
+from experiments.torch_nafnet import LayerNorm2d, NAFBlock, SimpleGate  # noqa: F401  (the same NAFNet pieces)
 
 
 # ----- the flow prior (FKP's KernelPrior) -----

@@ -34,8 +34,8 @@ The baseline NAFNet of the `cpu` preset comparison was trained with
         --set degrade.spatially_varying=1.0 --set degrade.grid=[3,3] --set held_out=8 --set eval_batch_size=8 \\
         --set train.steps=<UFPNet stage-2 steps> --set train.batch_size=<same> --export runs/ufpnet-baseline-nafnet/export
 
-    python experiments/ufpnet_eval.py --model ufpnet-cpu --baseline runs/ufpnet-baseline-nafnet/export/nafnet/cpu
-    python experiments/ufpnet_eval.py --limit 2 --out /tmp/x ...        # smoke
+    python -m experiments.ufpnet_eval --model ufpnet-cpu --baseline runs/ufpnet-baseline-nafnet/export/nafnet/cpu
+    python -m experiments.ufpnet_eval --limit 2 --out /tmp/x ...        # smoke
 
 Writes ufpnet_eval_<model>_<device>.json / .md / .png (+ _kernels.png) to --out (experiments/results).
 """
@@ -43,7 +43,6 @@ Writes ufpnet_eval_<model>_<device>.json / .md / .png (+ _kernels.png) to --out 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -52,8 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json  # noqa: E402
 
 from jaxdeblur.data import default_root  # noqa: E402
 from jaxdeblur.data.degrade import DegradeConfig, degrade, kernel_field, tile_size  # noqa: E402

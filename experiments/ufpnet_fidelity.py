@@ -10,7 +10,7 @@ the kernel field, the restoration, the gradients of the kernel MSE (code net,
 flow) and of the restoration MSE (deblurring net, image; kernels fixed) w.r.t.
 every parameter. No torch needed here.
 
-  JAX_PLATFORMS=cpu .venv/bin/python experiments/ufpnet_fidelity.py [REF.npz ...]
+  JAX_PLATFORMS=cpu .venv/bin/python -m experiments.ufpnet_fidelity [REF.npz ...]
       # default: tests/nets/fixtures/ufpnet_golden.npz; writes results/ufpnet_fidelity.json
 """
 
@@ -26,7 +26,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
-from fidelity_report import ROOT, diff, fixture_name, nhwc, run, worst_parameter  # noqa: E402
+from experiments.fidelity_report import ROOT, diff, fixture_name, nhwc, run, worst_parameter  # noqa: E402
 
 from jaxdeblur.models.ufpnet import torch_weights  # noqa: E402
 from jaxdeblur.nets.kernel_code import kernel_field  # noqa: E402

@@ -13,8 +13,8 @@ deconvolved with the estimated kernel by `jaxdeblur.deconv.hyper_laplacian`
 (`levin.summary`). The JSON and markdown are rewritten after every
 (variant, seed), and a rerun skips the pairs already in the JSON.
 
-  python experiments/uncertainty_levin.py --preset paper --seeds 0 1 2
-  python experiments/uncertainty_levin.py --preset tiny --images 2 --seeds 0 --out /tmp/smoke   # smoke run
+  python -m experiments.uncertainty_levin --preset paper --seeds 0 1 2
+  python -m experiments.uncertainty_levin --preset tiny --images 2 --seeds 0 --out /tmp/smoke   # smoke run
 """
 
 from __future__ import annotations
@@ -28,17 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, device_tag, machine, write_json  # noqa: E402
-from jaxdeblur.config import parse_overrides  # noqa: E402
-from levin import evaluate, load_record, spread, summary  # noqa: E402
+from experiments._common import RESULTS, device_tag, machine, write_json
+from jaxdeblur.config import parse_overrides
+from experiments.levin import evaluate, load_record, spread, summary
 
-from jaxdeblur.api import deblur_batch  # noqa: E402
-from jaxdeblur.data import levin, levin_kernel_size  # noqa: E402
-from jaxdeblur.deconv import hyper_laplacian  # noqa: E402
-from jaxdeblur.engine.runner import EngineOptions  # noqa: E402
-from jaxdeblur.methods import compress_schedule, get_method, resolve  # noqa: E402
-from jaxdeblur.methods.uncertainty import ablation_config  # noqa: E402
+from jaxdeblur.api import deblur_batch
+from jaxdeblur.data import levin, levin_kernel_size
+from jaxdeblur.deconv import hyper_laplacian
+from jaxdeblur.engine.runner import EngineOptions
+from jaxdeblur.methods import compress_schedule, get_method, resolve
+from jaxdeblur.methods.uncertainty import ablation_config
 
 VARIANTS = ("selfdeblur", "+image", "+kernel", "full")
 # Table 3 (blind) and Table 1 (non-blind, Delta) of the paper: PSNR dB / SSIM.

@@ -4,14 +4,12 @@ tracing and compiling SelfDeblur's tiny program; all three methods and a fake La
 250 s there)."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import reproduce_gpu as kit  # noqa: E402
+from experiments import reproduce_gpu as kit
 
 PROBE = kit.Probe(runs=4, pixels=100 * 100, iterations=100, wall_s=12.0, run_s=2.0)  # set-up 10 s per group
 
