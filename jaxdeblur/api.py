@@ -3,27 +3,28 @@
 What a run does, in order:
 
 1. `plan_batch` checks every argument (one clear error each), picks the
-   preset ("auto": the paper's on an accelerator, the fast one on a CPU),
-   compresses the schedule to `iterations`, splits colour (the generator
-   fits the luma of a colour image, or all three channels with color="rgb"),
-   cuts the kernel-estimation window (`region`), and stamps each group of
-   runs with what identifies it (hashes of the input pixels, kernel size,
-   method, preset, full config, seeds, colour mode, package version).
+   method and preset ("auto": `resolve_method`, `jaxdeblur.config.resolve_preset`),
+   resolves the config (`jaxdeblur.config.resolve`: the schedule compressed
+   to `iterations`, then the overrides), splits colour
+   (`jaxdeblur.color.split_color`: the generator fits the luma of a colour
+   image, or all three channels with color="rgb"), cuts the
+   kernel-estimation window (`region`), and stamps each group of runs with
+   what identifies it (`jaxdeblur.engine.checkpoint.run_stamp`).
 2. `run_plan` runs each group (same image and kernel size) as one batched,
-   compiled DIP job; with checkpoints, a group keeps them in
-   <checkpoint_dir>/<stamp id>/, so runs for other inputs or settings never
-   share, hide or resume one another's state.
-3. The finishing step (on by default): the whole input, every colour
-   channel, deconvolved non-blind with the estimated kernel
-   (`jaxdeblur.deconv.hyper_laplacian`). The result carries both images.
+   compiled DIP job, or one call of a method without engine (method "map");
+   with checkpoints, a group keeps them in <checkpoint_dir>/<stamp id>/, so
+   runs for other inputs or settings never share, hide or resume one
+   another's state.
+3. Each run becomes one `DeblurResult` (DIP and MAP alike), with the
+   finishing step (on by default): the whole input, every colour channel,
+   deconvolved non-blind with the estimated kernel
+   (`jaxdeblur.deconv.finishing_step`; for "map" its own non-blind step).
+   The result carries both images.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.metadata
-import json
 import numbers
 import time
 from collections import defaultdict
@@ -33,10 +34,10 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxdeblur.color import rgb_to_ycbcr, ycbcr_to_rgb
-from jaxdeblur.config import compress_schedule, override
-from jaxdeblur.deconv import hyper_laplacian
-from jaxdeblur.engine.checkpoint import find_runs, newest_step, write_run_record
+from jaxdeblur.color import COLOR_MODES, merge_color, split_color
+from jaxdeblur.config import AUTO_PRESET, resolve, resolve_preset
+from jaxdeblur.deconv import FINISH_LAM, finishing_step
+from jaxdeblur.engine.checkpoint import find_runs, newest_step, package_version, run_stamp, write_run_record
 from jaxdeblur.engine.runner import EngineOptions, image_offset, notify
 from jaxdeblur.estimate.support import AUTO as AUTO_KERNEL_SIZE
 from jaxdeblur.estimate.support import is_auto
@@ -44,22 +45,12 @@ from jaxdeblur.methods import get_method
 from jaxdeblur.methods.map_init import check_init, map_warm_start
 from jaxdeblur.regions import resolve_region
 
-COLOR_MODES = ("y", "rgb")
-AUTO_PRESET = "auto"
 AUTO_METHOD = "auto"
-FINISH_LAM = 2e3  # hyper-Laplacian data weight of the finishing step (Krishnan & Fergus's value for ~1% noise)
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("jaxdeblur")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclasses.dataclass
 class DeblurResult:
-    """The outcome of one blind deblurring run.
+    """The outcome of one blind deblurring run, for every method (DIP or "map").
 
     image: the generator's image, float32 in [0, 1], the input's shape ((H, W)
       or (H, W, 3)); with a `region`, the window's shape (h, w[, 3]).
@@ -195,83 +186,22 @@ def _as_image(x, label: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _split_color(x: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """(channels the generator fits (H, W, C), chroma kept aside or None, the colour record)."""
-    if x.ndim == 2 or x.shape[2] == 1:
-        note = ("grey input: color='rgb' runs one channel and the result is grey" if color == "rgb" else None)
-        return x.reshape(*x.shape[:2], 1), None, {"input": "gray", "mode": color, "deblurred": ["gray"],
-                                                   "kept_from_input": [], "note": note}
-    if color == "rgb":
-        return x, None, {"input": "rgb", "mode": color, "deblurred": ["R", "G", "B"], "kept_from_input": [],
-                         "note": None}
-    ycc = np.asarray(rgb_to_ycbcr(x))
-    return ycc[..., :1], ycc[..., 1:], {"input": "rgb", "mode": color, "deblurred": ["Y"],
-                                        "kept_from_input": ["Cb", "Cr"], "note": None}
+def resolve_method(method: str, *, platform: str) -> tuple[str, str]:
+    """The method a run uses, and why.
 
+    Args:
+      method: a method name, or "auto": "map" on a CPU, "selfdeblur" on an accelerator.
+      platform: the platform the run will use.
 
-def _merge_color(fitted: np.ndarray, chroma: np.ndarray | None, like: np.ndarray) -> np.ndarray:
-    """The fitted channels back in the input's layout: luma + the input's chroma -> RGB, grey -> grey."""
-    if chroma is not None:
-        return np.clip(np.asarray(ycbcr_to_rgb(np.concatenate([fitted, chroma], axis=-1))), 0, 1)
-    return fitted.reshape(like.shape)
-
-
-def finishing_step(blurred: np.ndarray, kernel: np.ndarray, *, lam: float = FINISH_LAM) -> np.ndarray:
-    """The finishing step: `blurred` ((H, W) or (H, W, C)) deconvolved non-blind with `kernel`, channel by channel.
-
-    Hyper-Laplacian deconvolution (`jaxdeblur.deconv.hyper_laplacian`, edge
-    tapered); one channel at a time keeps the peak memory of a large photo low.
+    Returns:
+      (method name, reason); the reason is "as asked" for any name but "auto".
     """
-    x = np.asarray(blurred, np.float32)
-    if x.ndim == 2:
-        return np.asarray(hyper_laplacian(x, kernel, lam=lam))
-    return np.stack([np.asarray(hyper_laplacian(x[..., c], kernel, lam=lam)) for c in range(x.shape[2])], axis=-1)
-
-
-def _resolve_preset(presets: Mapping[str, Any], preset: str, platform: str, *, auto: str | None = None,
-                    auto_reason: str | None = None) -> tuple[str, str]:
-    """(preset name, why). "auto": the method's own `auto_preset` if it has one, else paper / fast by platform."""
-    if preset == AUTO_PRESET and auto is not None:
-        return auto, auto_reason or "the method's default"
-    if preset == AUTO_PRESET:
-        name = "fast" if platform == "cpu" else "paper"
-        if name not in presets:
-            raise ValueError(f"preset 'auto' picks {name!r} on {platform}, which this method does not have; "
-                             f"choose one of {sorted(presets)}")
-        return name, f"chosen automatically for {platform}"
-    if preset not in presets:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(presets) + [AUTO_PRESET]}")
-    return preset, "as asked"
-
-
-def resolve_method(method: str, platform: str) -> tuple[str, str]:
-    """(method name, why). "auto": "map" on a CPU, "selfdeblur" on an accelerator; any other name as asked."""
     if method != AUTO_METHOD:
         return method, "as asked"
     if platform == "cpu":
         return "map", ("on a CPU: MAP kernel estimation + the learned non-blind step, seconds per image; the DIP "
                        "methods need an accelerator's budget (--method selfdeblur|kotera|uncertainty)")
     return "selfdeblur", f"on {platform}: SelfDeblur's double deep image prior at its paper preset"
-
-
-def _config(presets, preset: str, iterations: int | None, config) -> Any:
-    """The preset, its schedule compressed to `iterations`, then `config` (overrides or a full config)."""
-    base = presets[preset]
-    if config is not None and not isinstance(config, (Mapping, type(base))):
-        raise TypeError(f"config must be a {type(base).__name__} or a dict of overrides, got {type(config).__name__}")
-    if isinstance(config, type(base)):
-        base = config
-    if iterations is not None:
-        if not _is_int(iterations) or iterations < 1:
-            raise ValueError(f"iterations must be a positive integer, got {iterations!r} (for the raw config "
-                             "field, pass config={'iterations': N})")
-        base = compress_schedule(base, int(iterations))
-    return override(base, config) if isinstance(config, Mapping) else base
-
-
-def _pixels_sha256(x: np.ndarray) -> str:
-    x = np.ascontiguousarray(x, np.float32)
-    return hashlib.sha256(f"{x.shape}".encode() + x.tobytes()).hexdigest()
 
 
 def _platform(options: EngineOptions | None) -> str:
@@ -287,8 +217,19 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
                init: str | None = None, init_config: Any = None) -> BatchPlan:
     """Checks every argument of `deblur_batch` and plans the jobs, running nothing.
 
-    Raises ValueError / TypeError naming the argument (and the image index)
-    for every bad input: see `deblur_batch`.
+    Args:
+      blurred_list, kernel_sizes, method, kernel_shape, preset, iterations,
+        seeds, config, color, finish, region, labels, init, init_config: as
+        `deblur_batch`.
+      platform: the platform the plan is for ("cpu", "gpu", "tpu"; it decides
+        "auto"); default JAX's default backend.
+
+    Returns:
+      a `BatchPlan` (give it to `run_plan`).
+
+    Raises:
+      ValueError / TypeError naming the argument (and the image index) for
+      every bad input: see `deblur_batch`.
     """
     if color not in COLOR_MODES:
         raise ValueError(f"color must be one of {COLOR_MODES}, got {color!r}")
@@ -306,7 +247,7 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
         raise ValueError("a region (region= / --region) estimates the kernel on a window and the finishing step "
                          "restores the whole image, so it needs finish=True (not --no-finish)")
     platform = platform or jax.default_backend()
-    method, method_reason = resolve_method(method, platform)
+    method, method_reason = resolve_method(method, platform=platform)
     algorithm = get_method(method)
     if AUTO_KERNEL_SIZE in sizes and not getattr(algorithm, "auto_kernel_size", False):
         raise ValueError(f"kernel size 'auto' is for method 'map' only (it measures the blur with the MAP "
@@ -315,10 +256,10 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
     if color not in getattr(algorithm, "color_modes", COLOR_MODES):
         raise ValueError(f"method {method!r} supports color={list(algorithm.color_modes)} only (it estimates the "
                          f"kernel from the luma and deconvolves every channel), got {color!r}")
-    preset_name, reason = _resolve_preset(algorithm.presets, preset, platform,
-                                          auto=getattr(algorithm, "auto_preset", None),
-                                          auto_reason=getattr(algorithm, "auto_reason", None))
-    cfg = _config(algorithm.presets, preset_name, iterations, config)
+    preset_name, reason = resolve_preset(algorithm.presets, preset, platform=platform,
+                                         auto=getattr(algorithm, "auto_preset", None),
+                                         auto_reason=getattr(algorithm, "auto_reason", None))
+    cfg = resolve(algorithm.presets, preset_name, config, iterations=iterations)
     init_cfg = check_init(init, init_config, algorithm)
 
     fitted, chroma, colors, regions = [], [], [], []
@@ -327,7 +268,7 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
             raise ValueError(f"{label}: kernel size {size} is larger than the image {x.shape[:2]}")
         box = None if region is None else resolve_region(x, region,
                                                          kernel_size=(1, 1) if size == AUTO_KERNEL_SIZE else size)
-        fit, kept, record = _split_color(x if box is None else _crop(x, box), color)
+        fit, kept, record = split_color(x if box is None else _crop(x, box), mode=color)
         fitted.append(fit)
         chroma.append(kept)
         colors.append(record)
@@ -336,20 +277,11 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
     members: Mapping[tuple, list[int]] = defaultdict(list)
     for i, (fit, size) in enumerate(zip(fitted, sizes)):
         members[(fit.shape, size)].append(i)
-    version = package_version()
-    config_record = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     groups = []
     for (shape, size), idx in members.items():
-        stamp = {"method": method, "preset": preset_name, "config": config_record,
-                 "kernel_size": size if size == AUTO_KERNEL_SIZE else list(size),
-                 "color": color, "seeds": [seeds[i] for i in idx],
-                 "inputs_sha256": [_pixels_sha256(images[i]) for i in idx],
-                 "regions": [None if regions[i] is None else list(regions[i]) for i in idx],
-                 "version": version}
-        if init is not None:  # only then, so the stamps (and checkpoint folders) of other runs stay as they were
-            stamp["init"] = {"method": init, "config": json.loads(json.dumps(dataclasses.asdict(init_cfg),
-                                                                             default=str))}
-        stamp_id = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
+        stamp, stamp_id = run_stamp(method=method, preset=preset_name, config=cfg, kernel_size=size, color=color,
+                                    seeds=[seeds[i] for i in idx], images=[images[i] for i in idx],
+                                    regions=[regions[i] for i in idx], init=init, init_config=init_cfg)
         groups.append(GroupPlan(tuple(idx), tuple(shape), size if size == AUTO_KERNEL_SIZE else tuple(size), stamp,
                                 stamp_id))
     return BatchPlan(method=method, method_reason=method_reason, preset=preset_name, preset_reason=reason,
@@ -385,8 +317,16 @@ def _say_what_resume_finds(options: EngineOptions, root: Path, folder: Path, lab
                     f"starting from the beginning in {folder}")
 
 
-def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[DeblurResult]:
-    """Runs a checked plan (from `plan_batch`): one batched job per group, then the finishing step."""
+def run_plan(plan: BatchPlan, *, options: EngineOptions | None = None) -> list[DeblurResult]:
+    """Runs a checked plan: one batched job per group, then the finishing step.
+
+    Args:
+      plan: from `plan_batch`.
+      options: `EngineOptions` (devices, checkpoints, progress, ...).
+
+    Returns:
+      one `DeblurResult` per image of the plan, in order.
+    """
     options = options or EngineOptions()
     algorithm = get_method(plan.method)
     if plan.method_reason != "as asked":
@@ -411,20 +351,12 @@ def run_plan(plan: BatchPlan, options: EngineOptions | None = None) -> list[Debl
         oy, ox = image_offset(algorithm, plan.config, group.kernel_size)  # the method's crop of its latent
         h, w = group.shape[:2]
         for j, i in enumerate(group.members):
-            window = plan.images[i] if plan.regions[i] is None else _crop(plan.images[i], plan.regions[i])
-            image = _merge_color(out.latents[j][oy:oy + h, ox:ox + w], plan.chroma[i], window)
-            timings = dict(out.timings)
-            deconvolved = None
-            if plan.finish:
-                t0 = time.perf_counter()
-                deconvolved = finishing_step(plan.images[i], out.kernels[j])
-                timings["finish_s"] = time.perf_counter() - t0
-            results[i] = DeblurResult(
-                image=image, kernel=out.kernels[j], history={k: v[j] for k, v in out.history.items()},
-                latent=out.latents[j], extras={k: v[j] for k, v in out.extras.items()}, method=plan.method,
-                preset=plan.preset, config=plan.config, seed=plan.seeds[i], timings=timings, device=out.device,
-                deconvolved=deconvolved, color=plan.colors[i], region=plan.regions[i], stamp=group.stamp,
-                checkpoint_dir=opts.checkpoint_dir, init=plan.init)
+            image = merge_color(out.latents[j][oy:oy + h, ox:ox + w], plan.chroma[i], shape=_window(plan, i).shape)
+            results[i] = _result(plan, group, i, image=image,
+                                 kernel=out.kernels[j], history={k: v[j] for k, v in out.history.items()},
+                                 latent=out.latents[j], extras={k: v[j] for k, v in out.extras.items()},
+                                 timings=out.timings, device=out.device, deconvolve=finishing_step,
+                                 checkpoint_dir=opts.checkpoint_dir)
     return results
 
 
@@ -440,27 +372,41 @@ def _run_classical(plan: BatchPlan, algorithm) -> list[DeblurResult]:
     """
     results: list[DeblurResult | None] = [None] * len(plan.images)
     for group in plan.groups:
-        windows = [plan.images[i] if plan.regions[i] is None else _crop(plan.images[i], plan.regions[i])
-                   for i in group.members]
-        outs = algorithm.run_images(plan.config, windows, group.kernel_size, [plan.seeds[i] for i in group.members],
-                                    plan.preset)
+        outs = algorithm.run_images(plan.config, [_window(plan, i) for i in group.members], group.kernel_size,
+                                    [plan.seeds[i] for i in group.members], plan.preset)
         for i, out in zip(group.members, outs):
-            timings = dict(out.timings)
-            deconvolved = None
-            if plan.finish:
-                if plan.regions[i] is None:
-                    deconvolved = out.image
-                    timings["finish_s"] = 0.0
-                else:
-                    t0 = time.perf_counter()
-                    deconvolved = algorithm.deconvolve(plan.config, plan.images[i], out.kernel)
-                    timings["finish_s"] = time.perf_counter() - t0
-            results[i] = DeblurResult(
-                image=out.image, kernel=out.kernel, history=out.history, latent=out.latent, extras=out.extras,
-                method=plan.method, preset=plan.preset, config=plan.config, seed=plan.seeds[i], timings=timings,
-                device=out.device, deconvolved=deconvolved, color=plan.colors[i], region=plan.regions[i],
-                stamp=group.stamp, checkpoint_dir=None)
+            results[i] = _result(plan, group, i, image=out.image, kernel=out.kernel, history=out.history,
+                                 latent=out.latent, extras=out.extras, timings=out.timings, device=out.device,
+                                 deconvolve=lambda image, kernel: algorithm.deconvolve(plan.config, image, kernel),
+                                 deconvolved=out.image if plan.regions[i] is None else None, checkpoint_dir=None)
     return results
+
+
+def _result(plan: BatchPlan, group: GroupPlan, i: int, *, image, kernel, history, latent, extras, timings, device,
+            deconvolve, deconvolved=None, checkpoint_dir) -> DeblurResult:
+    """Result i of a plan, DIP or not: the method's outputs, the finishing step, what the plan says of run i.
+
+    The finishing step (when `plan.finish`): `deconvolved` when the method already restored the whole input
+    (it then takes no time), else `deconvolve(whole input, kernel)` (timed, `timings["finish_s"]`).
+    """
+    timings = dict(timings)
+    if not plan.finish:
+        deconvolved = None
+    elif deconvolved is not None:
+        timings["finish_s"] = 0.0
+    else:
+        t0 = time.perf_counter()
+        deconvolved = deconvolve(plan.images[i], kernel)
+        timings["finish_s"] = time.perf_counter() - t0
+    return DeblurResult(image=image, kernel=kernel, history=history, latent=latent, extras=extras,
+                        method=plan.method, preset=plan.preset, config=plan.config, seed=plan.seeds[i],
+                        timings=timings, device=device, deconvolved=deconvolved, color=plan.colors[i],
+                        region=plan.regions[i], stamp=group.stamp, checkpoint_dir=checkpoint_dir, init=plan.init)
+
+
+def _window(plan: BatchPlan, i: int) -> np.ndarray:
+    """Input i where its kernel is estimated: the whole image, or its `region`."""
+    return plan.images[i] if plan.regions[i] is None else _crop(plan.images[i], plan.regions[i])
 
 
 def _crop(x: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -474,37 +420,51 @@ def deblur(blurred, kernel_size, method: str = "selfdeblur", *, preset: str = AU
            options: EngineOptions | None = None) -> DeblurResult:
     """Blind deblurring of one image.
 
-    blurred: (H, W) or (H, W, 3) float in [0, 1]. kernel_size: int or (kh, kw),
-    the support to estimate (at least the true blur's), or "auto" (method
-    "map" only: the support is measured per image, `jaxdeblur.estimate.support`;
-    `extras["kernel_size"]` says what was chosen and how; every "map" result
-    also carries `extras["confidence"]`, `jaxdeblur.estimate.confidence`,
-    whose "confident" is False for a doubtful estimate). method: a name of
-    `jaxdeblur.methods.METHODS`: a DIP method, or "map" (classical MAP
-    kernel estimation, seconds on a CPU; `image` and `deconvolved` are then
-    the input deconvolved with its kernel by the learned plug-and-play step
-    (`MapConfig.nonblind`), every colour channel, the kernel from the luma;
-    deterministic, no checkpoints); or "auto": "map" on a CPU, "selfdeblur"
-    on an accelerator (`resolve_method`). preset: "auto"
-    (for a DIP method the paper's on an accelerator, "fast" on a CPU; for
-    "map" its tuned "default"), "paper", "fast" or "tiny" ("default" too for
-    "map"). iterations:
-    run length, the preset's schedule compressed to keep its proportions
-    (`jaxdeblur.config.compress_schedule`). config: a config object or a
-    dict of raw field overrides (applied after the compression).
-    color: "y" fits the luma and recombines it with the input's chroma
-    (colour in, colour out); "rgb" fits three channels with one kernel (a
-    grey input runs one channel and stays grey). finish: also deconvolve
-    the whole input non-blind with the estimated kernel (`result.deconvolved`).
-    region: estimate the kernel on a window only, (x, y, w, h) or a selector
-    name ("auto": the most textured 256-pixel window; see `jaxdeblur.regions`),
-    for photos too large for the generators; needs finish. init: None (the
-    method's own start) or "map" (DIP methods selfdeblur / kotera /
-    uncertainty: run the MAP estimator first and fit the generators to its
-    kernel and non-blind image, then run the method's schedule;
-    `jaxdeblur.methods.map_init`); init_config: a MapInitConfig or a dict of
-    its overrides ("map.<field>" for the MAP config). The same seed gives
-    the same result.
+    Args:
+      blurred: (H, W) or (H, W, 3) float in [0, 1].
+      kernel_size: int or (kh, kw), the support to estimate (at least the true
+        blur's), or "auto" (method "map" only: the support is measured per
+        image, `jaxdeblur.estimate.support`; `extras["kernel_size"]` says what
+        was chosen and how; every "map" result also carries
+        `extras["confidence"]`, `jaxdeblur.estimate.confidence`, whose
+        "confident" is False for a doubtful estimate).
+      method: a name of `jaxdeblur.methods.METHODS`: a DIP method, or "map"
+        (classical MAP kernel estimation, seconds on a CPU; `image` and
+        `deconvolved` are then the input deconvolved with its kernel by the
+        learned plug-and-play step (`MapConfig.nonblind`), every colour
+        channel, the kernel from the luma; deterministic, no checkpoints); or
+        "auto": "map" on a CPU, "selfdeblur" on an accelerator
+        (`resolve_method`).
+      preset: "auto" (for a DIP method the paper's on an accelerator, "fast"
+        on a CPU; for "map" its tuned "default"), "paper", "fast" or "tiny"
+        ("default" too for "map").
+      iterations: run length, the preset's schedule compressed to keep its
+        proportions (`jaxdeblur.config.compress_schedule`).
+      seed: the run's seed; the same seed gives the same result.
+      config: a config object or a dict of raw field overrides (applied after
+        the compression).
+      color: "y" fits the luma and recombines it with the input's chroma
+        (colour in, colour out); "rgb" fits three channels with one kernel (a
+        grey input runs one channel and stays grey).
+      finish: also deconvolve the whole input non-blind with the estimated
+        kernel (`result.deconvolved`).
+      region: estimate the kernel on a window only, (x, y, w, h) or a
+        selector name ("auto": the most textured 256-pixel window; see
+        `jaxdeblur.regions`), for photos too large for the generators; needs
+        finish.
+      init: None (the method's own start) or "map" (DIP methods selfdeblur /
+        kotera / uncertainty: run the MAP estimator first and fit the
+        generators to its kernel and non-blind image, then run the method's
+        schedule; `jaxdeblur.methods.map_init`).
+      init_config: a MapInitConfig or a dict of its overrides ("map.<field>"
+        for the MAP config).
+      options: `EngineOptions` (devices, checkpoints, progress, ...).
+
+    Returns:
+      a `DeblurResult`.
+
+    Raises:
+      ValueError / TypeError: see `deblur_batch`.
     """
     return deblur_batch([blurred], [kernel_size], method, preset=preset, iterations=iterations, seeds=[seed],
                         config=config, color=color, finish=finish, region=region, init=init,
@@ -520,23 +480,41 @@ def deblur_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfd
     """Blind deblurring of many images in batched, compiled runs.
 
     Result i equals `deblur(blurred_list[i], size_i, seed=seeds[i], ...)`.
-    kernel_sizes: an int (square, every image), "auto" (method "map") or a
-    sequence with one entry per image (an int, a (kh, kw) pair or "auto" each); kernel_shape=(kh, kw): one
-    rectangular kernel for every image. seeds default to 0..N-1; labels
-    (input names) appear in messages and checkpoint records. Other arguments
-    as `deblur` (region: one box or selector for every image). Images are
-    grouped by (image shape, kernel size): each group is one batch of runs
-    (the generators' shapes depend on both), spread over all devices.
+    Images are grouped by (image shape, kernel size): each group is one batch
+    of runs (the generators' shapes depend on both), spread over all devices.
 
-    Raises ValueError (TypeError for a wrong type) before anything runs for:
-    an empty batch or image, an image that is not (H, W[, 1 or 3]) float in
-    [0, 1] or holds NaN/inf, a kernel larger than its image, kernel sizes
-    that are neither an int nor one entry per image, "auto" for a method other than "map", an unknown method,
-    preset or config field, a config value of the wrong type, iterations < 1,
-    a region outside the image, an unknown init or one the method cannot start from.
+    Args:
+      blurred_list: the images, each as `deblur`'s `blurred`.
+      kernel_sizes: an int (square, every image), "auto" (method "map") or a
+        sequence with one entry per image (an int, a (kh, kw) pair or "auto"
+        each).
+      method: as `deblur`.
+      kernel_shape: (kh, kw): one rectangular kernel for every image (instead
+        of kernel_sizes).
+      seeds: one per image; default 0..N-1.
+      labels: input names, used in messages and checkpoint records.
+      preset, iterations, config, color, finish, region, init, init_config,
+        options: as `deblur` (region: one box or selector for every image).
+
+    Returns:
+      one `DeblurResult` per image, in order.
+
+    Raises:
+      ValueError (TypeError for a wrong type), before anything runs, for: an
+      empty batch or image, an image that is not (H, W[, 1 or 3]) float in
+      [0, 1] or holds NaN/inf, a kernel larger than its image, kernel sizes
+      that are neither an int nor one entry per image, "auto" for a method
+      other than "map", an unknown method, preset or config field, a config
+      value of the wrong type, iterations < 1, a region outside the image, an
+      unknown init or one the method cannot start from.
     """
     options = options or EngineOptions()
     plan = plan_batch(blurred_list, kernel_sizes, method, kernel_shape=kernel_shape, preset=preset,
                       iterations=iterations, seeds=seeds, config=config, color=color, finish=finish, region=region,
                       labels=labels, platform=_platform(options), init=init, init_config=init_config)
-    return run_plan(plan, options)
+    return run_plan(plan, options=options)
+
+
+__all__ = ["deblur", "deblur_batch", "DeblurResult", "plan_batch", "run_plan", "BatchPlan", "GroupPlan",
+           "resolve_method", "finishing_step", "package_version", "COLOR_MODES", "AUTO_PRESET", "AUTO_METHOD",
+           "FINISH_LAM"]

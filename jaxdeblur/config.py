@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from typing import Any, Mapping, TypeVar
 
 C = TypeVar("C")
@@ -91,12 +92,22 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
 
 
 def override(config: C, overrides: Mapping[str, Any] | None) -> C:
-    """Returns `config` with fields replaced by `overrides` (unknown names raise).
+    """`config` with fields replaced by `overrides` (unknown names raise).
 
     Values are coerced to the field's type, so CLI strings ("0.01") and lists
-    work. Raises ValueError naming the unknown fields and the valid ones, or
-    naming a field whose value does not fit its type (with the type and an
-    example of a valid value, e.g. ``lr_milestones=[2000, 3000, 4000]``).
+    work.
+
+    Args:
+      config: a config dataclass.
+      overrides: {field name: value}, or None / empty (nothing to change).
+
+    Returns:
+      the new config (`dataclasses.replace`).
+
+    Raises:
+      ValueError: naming the unknown fields and the valid ones, or naming a
+        field whose value does not fit its type (with the type and an example
+        of a valid value, e.g. ``lr_milestones=[2000, 3000, 4000]``).
     """
     if not overrides:
         return config
@@ -122,6 +133,13 @@ def compress_schedule(config: C, iterations: int) -> C:
     "fast" presets shorten the paper's schedule (5x), and how a CPU study
     runs a shorter but proportionate schedule.
 
+    Args:
+      config: a config with an `iterations` field.
+      iterations: the new run length.
+
+    Returns:
+      the compressed config.
+
     Raises:
       ValueError: iterations < 1.
     """
@@ -146,6 +164,12 @@ def parse_overrides(pairs) -> dict:
     VALUE is read as JSON where it parses ("0.01", "[50, 100]", "true"), else
     kept as a string; `override` then checks the name and coerces the type.
 
+    Args:
+      pairs: NAME=VALUE strings.
+
+    Returns:
+      {NAME: value}.
+
     Raises:
       ValueError: an item without "=" or with an empty name.
     """
@@ -162,15 +186,73 @@ def parse_overrides(pairs) -> dict:
     return out
 
 
-def resolve(presets: Mapping[str, C], preset: str, config: C | Mapping[str, Any] | None) -> C:
-    """Picks a preset and applies `config` (a full config object or a dict of overrides)."""
+AUTO_PRESET = "auto"  # a preset name that picks one by platform (or the method's own choice)
+
+
+def resolve_preset(presets: Mapping[str, Any], preset: str, *, platform: str, auto: str | None = None,
+                   auto_reason: str | None = None) -> tuple[str, str]:
+    """The preset a run uses, and why.
+
+    Args:
+      presets: the method's presets by name.
+      preset: a name of `presets`, or "auto" (`AUTO_PRESET`).
+      platform: the platform the run will use ("cpu", "gpu", "tpu").
+      auto: the method's own choice for "auto" (e.g. MAP's "default"), or
+        None: "fast" on a CPU, "paper" elsewhere.
+      auto_reason: why the method chose `auto` (for messages).
+
+    Returns:
+      (preset name, reason): the reason is "as asked" unless "auto" chose.
+
+    Raises:
+      ValueError: an unknown preset, or "auto" picking one the method lacks.
+    """
+    if preset == AUTO_PRESET and auto is not None:
+        return auto, auto_reason or "the method's default"
+    if preset == AUTO_PRESET:
+        name = "fast" if platform == "cpu" else "paper"
+        if name not in presets:
+            raise ValueError(f"preset 'auto' picks {name!r} on {platform}, which this method does not have; "
+                             f"choose one of {sorted(presets)}")
+        return name, f"chosen automatically for {platform}"
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(presets) + [AUTO_PRESET]}")
+    return preset, "as asked"
+
+
+def resolve(presets: Mapping[str, C], preset: str, config: C | Mapping[str, Any] | None, *,
+            iterations: int | None = None) -> C:
+    """Picks a preset, compresses its schedule to `iterations`, then applies `config`.
+
+    Args:
+      presets: the configs by preset name.
+      preset: a name of `presets`.
+      config: None, a full config object (used instead of the preset, still
+        compressed to `iterations`) or a dict of field overrides (applied
+        after the compression, so a raw field wins).
+      iterations: run length for `compress_schedule`, or None (as it is).
+
+    Returns:
+      the resolved config.
+
+    Raises:
+      ValueError: an unknown preset or field, a value of the wrong type, iterations < 1.
+      TypeError: a config that is neither the preset's type nor a dict.
+    """
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(presets)}")
     base = presets[preset]
-    if config is None:
-        return base
+    if config is not None and not isinstance(config, (Mapping, type(base))):
+        raise TypeError(f"config must be a {type(base).__name__} or a dict of overrides, got {type(config).__name__}")
     if isinstance(config, type(base)):
-        return config
-    if isinstance(config, Mapping):
-        return override(base, config)
-    raise TypeError(f"config must be a {type(base).__name__} or a dict of overrides, got {type(config).__name__}")
+        base = config
+    if iterations is not None:
+        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
+            raise ValueError(f"iterations must be a positive integer, got {iterations!r} (for the raw config "
+                             "field, pass config={'iterations': N})")
+        base = compress_schedule(base, int(iterations))
+    return override(base, config) if isinstance(config, Mapping) else base
+
+
+__all__ = ["NEVER", "SCHEDULE_FIELDS", "AUTO_PRESET", "override", "compress_schedule", "parse_overrides", "resolve",
+           "resolve_preset"]

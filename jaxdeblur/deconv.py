@@ -152,6 +152,15 @@ def shrink_lp(v, beta, alpha: float, *, newton_steps: int = 10) -> jnp.ndarray:
     root); the answer is sign(v) u or 0, whichever has the lower energy.
     Exact to float32 precision for the betas of `hyper_laplacian`; replaces
     Krishnan & Fergus's analytic (alpha 1/2, 2/3) and lookup-table solvers.
+
+    Args:
+      v: values (any shape).
+      beta: the splitting weight (> 0).
+      alpha: the prior exponent in (0, 1].
+      newton_steps: Newton iterations for the root.
+
+    Returns:
+      w of v's shape.
     """
     a = jnp.abs(v)
     c = alpha / beta
@@ -169,7 +178,15 @@ def shrink_lp(v, beta, alpha: float, *, newton_steps: int = 10) -> jnp.ndarray:
 
 
 def beta_schedule(beta_min: float = 1.0, beta_max: float = 256.0, rate: float = 2.0 * math.sqrt(2.0)) -> tuple[float, ...]:
-    """Krishnan & Fergus's continuation: beta_min, beta_min * rate, ... while below beta_max."""
+    """Krishnan & Fergus's continuation: beta_min, beta_min * rate, ... while below beta_max.
+
+    Args:
+      beta_min, beta_max: the range of splitting weights (0 < beta_min < beta_max).
+      rate: the factor between consecutive weights (> 1).
+
+    Returns:
+      a tuple of floats (static: `hyper_laplacian` compiles once per schedule).
+    """
     if not (beta_min > 0 and beta_max > beta_min and rate > 1):
         raise ValueError(f"need 0 < beta_min < beta_max and rate > 1, got {beta_min}, {beta_max}, {rate}")
     n = math.ceil(math.log(beta_max / beta_min) / math.log(rate))
@@ -243,8 +260,44 @@ def _hyper_laplacian(y: jnp.ndarray, k: jnp.ndarray, lam, alpha: float, betas: t
     return _finish(x, y, offset)
 
 
+FINISH_LAM = 2e3  # the finishing step's data weight (Krishnan & Fergus's value for ~1% noise)
+
+
+def finishing_step(blurred, kernel, *, lam: float = FINISH_LAM) -> np.ndarray:
+    """The finishing step of blind deblurring: `blurred` deconvolved non-blind with `kernel`, channel by channel.
+
+    `hyper_laplacian` (edge tapered) of one channel at a time, which keeps the
+    peak memory of a large photo low; what `jaxdeblur.deblur` returns as
+    `result.deconvolved` for the DIP methods.
+
+    Args:
+      blurred: image (H, W) or (H, W, C) in [0, 1].
+      kernel: (kh, kw), true-convolution convention, sum 1.
+      lam: data-term weight of `hyper_laplacian`.
+
+    Returns:
+      float32 NumPy array of `blurred`'s shape, in [0, 1].
+    """
+    x = np.asarray(blurred, np.float32)
+    if x.ndim == 2:
+        return np.asarray(hyper_laplacian(x, kernel, lam=lam))
+    return np.stack([np.asarray(hyper_laplacian(x[..., c], kernel, lam=lam)) for c in range(x.shape[2])], axis=-1)
+
+
 def pnp_sigmas(iterations: int, sigma_start: float, noise_sigma: float) -> tuple[float, ...]:
-    """DPIR's denoiser strengths: `iterations` stds log-spaced from sigma_start down to noise_sigma ([0, 1] units)."""
+    """DPIR's denoiser strengths, log-spaced from sigma_start down to noise_sigma.
+
+    Args:
+      iterations: how many (>= 1).
+      sigma_start: the first std ([0, 1] units).
+      noise_sigma: the last std, 0 < noise_sigma <= sigma_start.
+
+    Returns:
+      a tuple of `iterations` floats.
+
+    Raises:
+      ValueError: iterations < 1 or the stds out of order.
+    """
     if iterations < 1 or not 0 < noise_sigma <= sigma_start:
         raise ValueError(f"need iterations >= 1 and 0 < noise_sigma <= sigma_start, got {iterations}, "
                          f"{noise_sigma}, {sigma_start}")
@@ -336,4 +389,4 @@ def _pnp_hqs(y: jnp.ndarray, k: jnp.ndarray, denoiser, iterations: int, sigma_st
     return _finish(z, y, offset)
 
 
-__all__ = ["wiener", "hyper_laplacian", "pnp_hqs", "pnp_sigmas", "edgetaper", "shrink_lp", "beta_schedule"]
+__all__ = ["wiener", "hyper_laplacian", "finishing_step", "FINISH_LAM", "pnp_hqs", "pnp_sigmas", "edgetaper", "shrink_lp", "beta_schedule"]

@@ -71,7 +71,7 @@ def _pixels(img: Image.Image, path: Path) -> np.ndarray:
     return arr
 
 
-def load_image(path, mode: str = "gray") -> np.ndarray:
+def load_image(path, *, mode: str = "gray") -> np.ndarray:
     """Read an image file as float32 in [0, 1].
 
     Args:
@@ -219,6 +219,12 @@ def load_kernels_npz(path) -> dict[str, np.ndarray]:
     Kernels are returned as stored (no flip; Levin's are correlation kernels,
     see `jaxdeblur.data.levin`), renormalised to sum 1 in float32, in the
     file's order.
+
+    Args:
+      path: the .npz file.
+
+    Returns:
+      {name: (kh, kw) float32 kernel}.
 
     Raises:
       FileNotFoundError: no file at `path`.

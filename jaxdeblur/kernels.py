@@ -89,7 +89,7 @@ def _gaussian(sigma: jnp.ndarray, *, kh: int, kw: int) -> jnp.ndarray:
     return g / jnp.sum(g)
 
 
-def disk(radius, size=None) -> jnp.ndarray:
+def disk(radius, *, size=None) -> jnp.ndarray:
     """Anti-aliased pillbox (defocus) kernel, centred on (kh // 2, kw // 2), sum 1.
 
     Each tap is proportional to the fraction of its pixel square covered by
@@ -307,6 +307,13 @@ def pad_to(k, size) -> jnp.ndarray:
 
     The tap (kh // 2, kw // 2) moves to (H // 2, W // 2): H // 2 - kh // 2 rows
     are added above, the rest below (symmetric for odd -> odd sizes).
+
+    Args:
+      k: kernels (..., kh, kw).
+      size: (H, W), at least (kh, kw).
+
+    Returns:
+      (..., H, W) kernels.
     """
     k = _check_kernel(k)
     kh, kw = k.shape[-2:]
@@ -323,6 +330,13 @@ def crop_to(k, size) -> jnp.ndarray:
 
     The tap (kh // 2, kw // 2) becomes (H // 2, W // 2). Taps outside are
     dropped and the result is NOT renormalised (apply `normalize` if needed).
+
+    Args:
+      k: kernels (..., kh, kw).
+      size: (H, W), at most (kh, kw).
+
+    Returns:
+      (..., H, W) kernels.
     """
     k = _check_kernel(k)
     kh, kw = k.shape[-2:]
@@ -334,7 +348,15 @@ def crop_to(k, size) -> jnp.ndarray:
 
 
 def resized_size(n: int, scale: float) -> int:
-    """Side length `resize` gives for a side n: n * scale rounded (half up), to the nearest odd number if n is odd; >= 1."""
+    """Side length `resize` gives for a side n.
+
+    Args:
+      n: the side length.
+      scale: the resize factor.
+
+    Returns:
+      n * scale rounded (half up), to the nearest odd number if n is odd; >= 1.
+    """
     if n % 2:
         return max(1, 2 * math.floor((n * scale - 1) / 2 + 0.5) + 1)
     return max(1, math.floor(n * scale + 0.5))
@@ -375,7 +397,14 @@ def resize(k, scale: float) -> jnp.ndarray:
 
 
 def flip(k) -> jnp.ndarray:
-    """Rotate kernels by 180 degrees (batched): turns a correlation kernel into a convolution one and back."""
+    """Rotate kernels by 180 degrees (batched): turns a correlation kernel into a convolution one and back.
+
+    Args:
+      k: kernels (..., kh, kw).
+
+    Returns:
+      the kernels rotated, same shape.
+    """
     return jnp.asarray(k)[..., ::-1, ::-1]
 
 

@@ -92,8 +92,14 @@ def psnr(a, b, *, data_range: float = 1.0) -> jnp.ndarray:
 
 
 def psnr_per_image(x: jax.Array, y: jax.Array) -> jax.Array:
-    """PSNR in dB at peak 1 of each image of two (N, H, W, C) batches -> (N,); jit-able, no checks (a training
-    loss and metric: the MSE is floored at 1e-10, so identical images give 100 dB, not inf)."""
+    """PSNR in dB at peak 1 of each image of two batches; jit-able, no checks (a training loss and metric).
+
+    Args:
+      x, y: (N, H, W, C) batches in [0, 1].
+
+    Returns:
+      (N,) PSNRs in dB; the MSE is floored at 1e-10, so identical images give 100 dB, not inf.
+    """
     mse = jnp.mean(jnp.square(jnp.asarray(x, jnp.float32) - jnp.asarray(y, jnp.float32)), axis=(1, 2, 3))
     return -10.0 * jnp.log10(mse + 1e-10)
 
@@ -103,6 +109,12 @@ def ssim_downsample_factor(height: int, width: int) -> int:
 
     MATLAB's ``round`` rounds halves away from zero (640 px -> 3), unlike
     Python's ``round`` (640 px -> 2).
+
+    Args:
+      height, width: the image's size in pixels.
+
+    Returns:
+      the integer factor f >= 1.
     """
     return max(1, math.floor(min(height, width) / 256 + 0.5))
 
@@ -388,6 +400,13 @@ def aligned_psnr_ssim(
     estimate and the cropped ground truth. Numbers published at peak 255 on
     0..255 images equal these on [0, 1] images with data_range=1.
 
+    Args:
+      estimate: the restored image (H, W) or (H, W, C).
+      ground_truth: the sharp image, same shape.
+      max_shift, step: the sub-pixel shift search of `align` (pixels).
+      crop: pixels cropped from every border of the ground truth.
+      data_range: the images' peak value.
+
     Returns:
       (psnr, ssim, aligned_estimate), the last (H - 2 crop, W - 2 crop[, C]).
     """
@@ -400,8 +419,16 @@ def isnr(estimate, blurred, ground_truth, *, data_range: float = 1.0) -> jnp.nda
     """Improvement in SNR (dB), Kotera et al.: PSNR(estimate, gt) - PSNR(blurred, gt).
 
     No alignment and no crop: the three images must have the same shape.
-    Positive when the estimate is closer to the ground truth than the blurred
-    input is.
+
+    Args:
+      estimate: the restored image.
+      blurred: the blurred input.
+      ground_truth: the sharp image.
+      data_range: the images' peak value.
+
+    Returns:
+      a scalar in dB, positive when the estimate is closer to the ground
+      truth than the blurred input is.
     """
     estimate, ground_truth = _as_pair(estimate, ground_truth, "estimate", "ground_truth")
     blurred, ground_truth = _as_pair(blurred, ground_truth, "blurred", "ground_truth")
@@ -440,8 +467,17 @@ def error_ratio(
     on the same crop of the ground truth, each estimate aligned on its own by
     `align` (Levin's evaluation code and eq. 3 of Yang, Wu & Sun use squared
     norms, i.e. SSDs). 1 when both estimates are equal; Levin et al. judge
-    results with ER below about 3 visually plausible. Returns a scalar (+inf
-    if the true-kernel estimate matches the ground truth exactly).
+    results with ER below about 3 visually plausible.
+
+    Args:
+      estimate: the blind estimate.
+      estimate_with_true_kernel: the same non-blind step with the true kernel.
+      ground_truth: the sharp image.
+      max_shift, step: the shift search of `align` (pixels).
+      crop: pixels cropped from every border of the ground truth.
+
+    Returns:
+      a scalar (+inf if the true-kernel estimate matches the ground truth exactly).
     """
     ground_truth = _as_image(ground_truth, "ground_truth")
     gt_crop = _crop(ground_truth, crop)

@@ -184,7 +184,7 @@ def _uniform_kernels(motion: jnp.ndarray | None, u: jnp.ndarray, cfg: DegradeCon
     candidates = {
         "motion": lambda: motion,
         "gaussian": lambda: jax.vmap(lambda s: kernels.gaussian(size, s))(_uniform(u[:, 1], cfg.gaussian_sigma)),
-        "disk": lambda: jax.vmap(lambda r: kernels.disk(r, size))(_uniform(u[:, 2], cfg.disk_radius)),
+        "disk": lambda: jax.vmap(lambda r: kernels.disk(r, size=size))(_uniform(u[:, 2], cfg.disk_radius)),
     }
     probs = np.asarray(cfg.kind_probs, np.float64)
     active = [i for i, p in enumerate(probs) if p > 0]

@@ -26,6 +26,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxdeblur.nets.platform import mesh_platform, traced_for
+
 STRATEGIES = ("auto", "vmap", "map")
 RUN_AXIS = "runs"
 
@@ -64,7 +66,9 @@ def sharded_over_runs(fn: Callable, mesh: Mesh) -> Callable:
     """Splits the run axis of a batched function's first argument and outputs across the mesh.
 
     Further arguments (run-shared constants) are replicated on every device.
+    The nets inside are traced for the mesh's platform (`jaxdeblur.nets.platform`).
     """
+    fn = traced_for(fn, mesh_platform(mesh))
     if mesh.size == 1:
         return fn
     spec = P(RUN_AXIS)

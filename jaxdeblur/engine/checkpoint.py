@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -189,6 +190,60 @@ def write_run_record(directory: str | Path, record: dict) -> Path:
     return path
 
 
+def package_version() -> str:
+    """The installed jaxdeblur's version: part of every run's stamp.
+
+    Returns:
+      the version string, "unknown" when the package is not installed.
+    """
+    try:
+        return importlib.metadata.version("jaxdeblur")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def pixels_sha256(x) -> str:
+    """SHA-256 of an image's shape and float32 pixels (how a stamp names an input).
+
+    Args:
+      x: an image (any shape), cast to float32.
+
+    Returns:
+      the hex digest.
+    """
+    x = np.ascontiguousarray(x, np.float32)
+    return hashlib.sha256(f"{x.shape}".encode() + x.tobytes()).hexdigest()
+
+
+def run_stamp(*, method: str, preset: str, config, kernel_size, color: str, seeds, images, regions,
+              init: str | None = None, init_config=None) -> tuple[dict, str]:
+    """What identifies one job (a group of runs), and its id: the name of its checkpoint folder.
+
+    Args:
+      method, preset, config: the method's name, preset name and resolved config (a dataclass).
+      kernel_size: (kh, kw) or "auto".
+      color: the colour mode; seeds: one per run.
+      images: the runs' whole inputs (hashed: `pixels_sha256`); regions: one (x, y, w, h) or None per run.
+      init, init_config: a warm start's name and config, or None (then absent from the stamp, so the
+        stamps of runs without one stay as they were).
+
+    Returns:
+      (stamp, stamp id): the stamp a JSON-able dict (with `package_version()`), the id the first 16 hex
+      digits of the SHA-256 of its sorted JSON.
+    """
+    stamp = {"method": method, "preset": preset, "config": _json_record(config),
+             "kernel_size": kernel_size if isinstance(kernel_size, str) else list(kernel_size),
+             "color": color, "seeds": list(seeds), "inputs_sha256": [pixels_sha256(x) for x in images],
+             "regions": [None if r is None else list(r) for r in regions], "version": package_version()}
+    if init is not None:
+        stamp["init"] = {"method": init, "config": _json_record(init_config)}
+    return stamp, hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _json_record(config) -> Any:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
 def newest_step(directory: str | Path) -> int | None:
     """The highest checkpoint step under `directory` (any depth: a pipeline keeps one folder per scale)."""
     steps = [int(p.name) for p in Path(directory).rglob("*") if p.is_dir() and p.name.isdigit()
@@ -214,5 +269,6 @@ def find_runs(root: str | Path) -> list[RunRecord]:
     return sorted(found, key=lambda r: -1 if r.newest_step is None else r.newest_step, reverse=True)
 
 
-__all__ = ["RunCheckpointer", "CheckpointUnusable", "RunRecord", "state_digest", "write_run_record",
+__all__ = ["RunCheckpointer", "CheckpointUnusable", "RunRecord", "state_digest", "write_run_record", "run_stamp",
+           "pixels_sha256", "package_version",
            "newest_step", "find_runs", "RUN_RECORD"]

@@ -38,7 +38,8 @@ per iteration, CPU time per iteration): gradient as per-tap matrix products
 `nnx.Conv(..., conv_general_dilated=conv_general_dilated)` uses it) and routes
 the cases above to `conv_nhwc` ON CPU ONLY; every other call, and every call on
 another backend (GPUs and TPUs lay their convolutions out themselves), goes to
-`lax.conv_general_dilated` unchanged.
+`lax.conv_general_dilated` unchanged. The platform is its `platform` argument,
+else the one the program is traced for (`jaxdeblur.nets.platform.resolve`).
 
 `CPU_COMPILER_OPTIONS`: XLA:CPU options for programs dominated by these
 convolutions (the DIP engine compiles its chunks with them on CPUs): XLA's
@@ -55,6 +56,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from jaxdeblur.nets.platform import fast_cpu_paths
 
 _SPEC = ("NHWC", "HWIO", "NHWC")
 
@@ -139,16 +142,18 @@ def _is_one(values) -> bool:
 
 
 def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count: int = 1, precision=None, **kwargs):
+                         dimension_numbers=None, feature_group_count: int = 1, precision=None, *,
+                         platform: str | None = None, **kwargs):
     """`lax.conv_general_dilated`, with `conv_nhwc`'s loop-friendly gradient on CPU where it applies.
 
     Applies to 2-D 'VALID' convolutions, NHWC x HWIO, no dilation, one
     group (what the nets of this package use: they pad by reflection
-    themselves), when JAX's default backend is the CPU. Any other call goes
-    to `lax.conv_general_dilated` as it is.
+    themselves), when traced for the CPU (`platform`: "cpu", "gpu", "tpu", or
+    None: `jaxdeblur.nets.platform.resolve`). Any other call goes to
+    `lax.conv_general_dilated` as it is.
     """
     simple = (
-        jax.default_backend() == "cpu"
+        fast_cpu_paths(platform)
         and lhs.ndim == 4 and rhs.ndim == 4 and isinstance(padding, str) and padding == "VALID"
         and _is_one(lhs_dilation) and _is_one(rhs_dilation) and feature_group_count == 1
         and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _SPEC)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdeblur.nets.conv import conv_general_dilated
+from jaxdeblur.nets.platform import use as use_platform
 
 # PyTorch's default weight init, kaiming_uniform(a=sqrt(5)), is U(-b, b) with
 # b = sqrt(1 / fan_in): variance scaling 1/3 with a uniform distribution.
@@ -100,6 +101,7 @@ def apply(
     state: nnx.State,
     *args: Any,
     method: str = "__call__",
+    platform: str | None = None,
     **kwargs: Any,
 ) -> tuple[Any, nnx.State]:
     """Calls `module.<method>(*args, **kwargs)` on the merged module, purely.
@@ -108,10 +110,13 @@ def apply(
     `state` and carries the variables the call updated (BatchNorm running
     statistics). `params` are not changed by a call and are not returned.
     Jit-, vmap- and grad-able in `params`, `state` and the array arguments.
+    `platform`: trace the nets' ops for it ("cpu": their CPU fast paths); None:
+    the platform the caller traces for (`jaxdeblur.nets.platform.resolve`).
     """
     # copy=True: fresh Variables at the current trace level, so BatchNorm may
     # update its statistics inside jax.grad / lax.scan of the caller.
     module = nnx.merge(graphdef, params, state, copy=True)
-    out = getattr(module, method)(*args, **kwargs)
+    with use_platform(platform):
+        out = getattr(module, method)(*args, **kwargs)
     _, _, new_state = nnx.split(module, nnx.Param, ...)
     return out, new_state

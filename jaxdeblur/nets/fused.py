@@ -28,7 +28,9 @@ path), and each backward is written as one pointwise expression:
 The values are those of `nnx.BatchNorm` (two-pass biased variance), `jax.nn.leaky_relu`,
 `jnp.pad(..., mode="reflect")` and `jax.image.resize`; the gradients equal autodiff's to float
 rounding. Like `jaxdeblur.nets.conv`, this is used on the CPU backend only:
-on other backends the plain ops run (their compilers fuse them well).
+on other backends the plain ops run (their compilers fuse them well). Each op
+takes the platform as its `platform` argument, else the one the program is
+traced for (`jaxdeblur.nets.platform.resolve`).
 """
 
 from __future__ import annotations
@@ -40,9 +42,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-
-def _on_cpu() -> bool:
-    return jax.default_backend() == "cpu"
+from jaxdeblur.nets.platform import fast_cpu_paths
 
 
 # --------------------------------------------------------------------------- reflection pad
@@ -84,15 +84,16 @@ def _reflect_pad_bwd(pad, _, g):
 _reflect_pad.defvjp(_reflect_pad_fwd, _reflect_pad_bwd)
 
 
-def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+def reflect_pad(x: jax.Array, pad: int, *, platform: str | None = None) -> jax.Array:
     """Reflection-pads H and W of x (N, H, W, C) by `pad` (`jnp.pad` mode "reflect", edge not repeated).
 
     Needs H, W >= pad + 1 (like `jnp.pad`). On CPU with H, W >= 2 pad + 2 the
-    backward pass is one folding pass (see the module docstring).
+    backward pass is one folding pass (see the module docstring); `platform`
+    as `jaxdeblur.nets.platform.resolve`.
     """
     if pad == 0:
         return x
-    if _on_cpu() and min(x.shape[1:3]) >= 2 * pad + 2:
+    if fast_cpu_paths(platform) and min(x.shape[1:3]) >= 2 * pad + 2:
         return _reflect_pad(x, pad)
     return jnp.pad(x, _pad_spec(pad), mode="reflect")
 
@@ -133,15 +134,16 @@ _upsample2x.defvjp(lambda x: (_upsample2x(x), None),
                    lambda _, g: (_upsample_axis_adjoint(_upsample_axis_adjoint(g, 2), 1),))
 
 
-def upsample2x_bilinear(x: jax.Array) -> jax.Array:
+def upsample2x_bilinear(x: jax.Array, *, platform: str | None = None) -> jax.Array:
     """(N, H, W, C) -> (N, 2H, 2W, C), bilinear with half-pixel centres (PyTorch's align_corners=False).
 
     `jax.image.resize(..., "bilinear")` on every backend but the CPU, where
     the same values come from the two-tap stencil of the module docstring
-    (and its adjoint as the backward pass), for H, W >= 2.
+    (and its adjoint as the backward pass), for H, W >= 2; `platform` as
+    `jaxdeblur.nets.platform.resolve`.
     """
     n, h, w, c = x.shape
-    if _on_cpu() and min(h, w) >= 2:
+    if fast_cpu_paths(platform) and min(h, w) >= 2:
         return _upsample2x(x)
     return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="bilinear")
 
@@ -192,15 +194,17 @@ def _batch_norm_act_bwd(epsilon, slope, residuals, cotangents):
 _batch_norm_act.defvjp(_batch_norm_act_fwd, _batch_norm_act_bwd)
 
 
-def batch_norm_act(norm: nnx.BatchNorm, x: jax.Array, *, negative_slope: float | None = None) -> jax.Array:
+def batch_norm_act(norm: nnx.BatchNorm, x: jax.Array, *, negative_slope: float | None = None,
+                   platform: str | None = None) -> jax.Array:
     """`norm(x)` with batch statistics, then LeakyReLU(negative_slope) unless None.
 
     x: (N, H, W, C) features; `norm`: an `nnx.BatchNorm` over the last axis in
     training mode (`use_running_average=False`, scale and bias), whose running
     statistics are updated as its own call would. Other BatchNorms, and every
-    backend but the CPU, take the plain path (`norm(x)`, `jax.nn.leaky_relu`).
+    platform but the CPU, take the plain path (`norm(x)`, `jax.nn.leaky_relu`);
+    `platform` as `jaxdeblur.nets.platform.resolve`.
     """
-    fusable = (_on_cpu() and not norm.use_running_average and norm.scale is not None and norm.bias is not None
+    fusable = (fast_cpu_paths(platform) and not norm.use_running_average and norm.scale is not None and norm.bias is not None
                and norm.axis in (-1, x.ndim - 1) and norm.axis_name is None and x.dtype == jnp.float32)
     if not fusable:
         y = norm(x)

@@ -31,23 +31,25 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdeblur.nets.functional import torch_conv as _conv
+from jaxdeblur.nets.platform import fast_cpu_paths
 
 
 def _zero_pad(x: jax.Array, r: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
 
 
-def depthwise3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+def depthwise3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, platform: str | None = None) -> jax.Array:
     """3x3 depthwise cross-correlation with zero padding: x (N, H, W, C), kernel (3, 3, 1, C), bias (C,).
 
     On CPUs it is written as nine shifted multiply-adds: XLA:CPU's grouped
     convolution took 6-25x longer for its value and gradient (measured on the
     2-core CI machine, 8 x 64 x 64 x 32: 200 ms against 32 ms); elsewhere
-    it is `lax.conv_general_dilated` with one group per channel.
+    it is `lax.conv_general_dilated` with one group per channel. `platform`:
+    as `jaxdeblur.nets.platform.resolve` (the platform traced for).
     """
     h, w = x.shape[1:3]
     xp = _zero_pad(x, 1)
-    if jax.default_backend() == "cpu":
+    if fast_cpu_paths(platform):
         out = sum(xp[:, i : i + h, j : j + w, :] * kernel[i, j, 0] for i in range(3) for j in range(3))
     else:
         out = jax.lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),

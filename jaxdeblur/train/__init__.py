@@ -7,7 +7,7 @@
 Modules: task (TrainSettings, Task, Loader: the contract), state (TrainState),
 program (the jitted step / call / evaluation), parallel (mesh and shardings),
 checkpoints (orbax), log (JSON lines), lock (one run per workdir), trainer (the loop), export (weights
-folders), records (configs as JSON), command (the `jaxdeblur train` command).
+folders), records (configs as JSON); the `jaxdeblur train` command is in jaxdeblur.cli.models.
 """
 
 from jaxdeblur.train.export import export

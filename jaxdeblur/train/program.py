@@ -31,6 +31,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from jaxdeblur.nets.platform import mesh_platform, traced_for
 from jaxdeblur.train.parallel import batch_sharding, global_batch, replicated
 from jaxdeblur.train.state import TrainState, model_of
 from jaxdeblur.train.task import Task
@@ -61,8 +62,9 @@ class Program:
         abstract = nnx.eval_shape(lambda: task.init_model(nnx.Rngs(0)))
         self.graphdef = nnx.split(abstract, self.trainable, ...)[0]
         self.replicated = replicated(mesh)
+        self.platform = mesh_platform(mesh)  # the nets are traced for the mesh's devices (`jaxdeblur.nets.platform`)
         self.init = jax.jit(self._init, out_shardings=self.replicated, compiler_options=UNOPTIMISED)
-        self._evaluate = jax.jit(self._evaluate_batch, out_shardings=self.replicated)
+        self._evaluate = jax.jit(traced_for(self._evaluate_batch, self.platform), out_shardings=self.replicated)
         self._calls: dict[int, Any] = {}
 
     # -- initialisation ---------------------------------------------------------------------
@@ -122,7 +124,7 @@ class Program:
     def train_call(self, steps: int):
         """The jitted call (state, batches (steps, B, ...)) -> (state, ({name: (steps,)}, finite (steps,)))."""
         if steps not in self._calls:
-            self._calls[steps] = jax.jit(functools.partial(self._call, steps=steps),
+            self._calls[steps] = jax.jit(traced_for(functools.partial(self._call, steps=steps), self.platform),
                                          in_shardings=(self.replicated, batch_sharding(self.mesh, axis=1)),
                                          out_shardings=self.replicated)
         return self._calls[steps]

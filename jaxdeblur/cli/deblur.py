@@ -1,115 +1,14 @@
-"""The `jaxdeblur` command: `jaxdeblur deblur ...`, `jaxdeblur demo`, ...
-
-Every command registered on `app` (with `app.command()`) reports a bad input
-as ONE line, `error: <message>`, and exits with status 2; `--debug` shows the
-traceback instead. Ctrl-C stops with one line saying where `--resume`
-continues from (status 130). Usage errors (a missing option, a value of the
-wrong type) are one line too.
-"""
+"""`jaxdeblur deblur` (blind deblurring of image files) and `jaxdeblur demo`."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import shutil
-import sys
 from pathlib import Path
-from typing import Callable, List, Optional, get_type_hints
+from typing import List, Optional
 
 import typer
-from typer.core import TyperGroup
 
-try:  # typer >= 0.20 vendors click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-except ImportError:  # pragma: no cover - older typer on click
-    from click.exceptions import ClickException, NoArgsIsHelpError
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
-# What a person can fix: bad files, values, names, folders, too little memory.
-USER_ERRORS = (ValueError, TypeError, OSError, MemoryError)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def one_line_errors(command: Callable) -> Callable:
-    """Wraps a command: errors become `error: <message>` (exit 2; 1 for internal errors), --debug re-raises.
-
-    Adds a `--debug` option to the command (unless it has a `debug` parameter).
-    """
-    signature = inspect.signature(command, eval_str=True)
-    has_debug = "debug" in signature.parameters
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        debug = kwargs["debug"] if has_debug else kwargs.pop("debug", False)
-        try:
-            return command(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt as error:
-            if debug:
-                raise
-            typer.echo(str(error) or "interrupted", err=True)  # a RunInterrupted says where --resume continues
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except USER_ERRORS as error:
-            if debug:
-                raise
-            typer.echo(f"error: {_one_line(error)}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-        except Exception as error:  # noqa: BLE001 - one line for anything else too
-            if debug:
-                raise
-            typer.echo(f"error: {type(error).__name__}: {_one_line(error)} (run again with --debug for the "
-                       "traceback)", err=True)
-            raise typer.Exit(EXIT_FAILED) from None
-
-    if not has_debug:
-        debug = inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                                  default=typer.Option(False, "--debug", help="Show the traceback of an error."))
-        params = list(signature.parameters.values())
-        wrapper.__signature__ = signature.replace(parameters=params + [debug])
-        wrapper.__annotations__ = {**get_type_hints(command), "debug": bool}
-    return wrapper
-
-
-class _OneLineUsageErrors(TyperGroup):
-    """Click's usage errors (missing option, wrong type) as one line, exit 2."""
-
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            status = super().main(*args, standalone_mode=False, **kwargs)
-        except NoArgsIsHelpError as error:
-            error.show()
-            sys.exit(error.exit_code)
-        except ClickException as error:
-            typer.echo(f"error: {_one_line(error.format_message())}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except typer.Abort:
-            typer.echo("aborted", err=True)
-            sys.exit(EXIT_FAILED)
-        sys.exit(status if isinstance(status, int) else 0)
-
-
-class CommandApp(typer.Typer):
-    """A Typer app whose every command gets `one_line_errors` (and so a --debug option)."""
-
-    def command(self, *args, **kwargs):
-        register = super().command(*args, **kwargs)
-        return lambda fn: register(one_line_errors(fn))
-
-
-app = CommandApp(cls=_OneLineUsageErrors, add_completion=False, no_args_is_help=True,
-                 pretty_exceptions_enable=False, help="Blind image deblurring with deep image priors (JAX).")
-
-
-def _say(message: str) -> None:
-    typer.echo(message, err=True)
+from jaxdeblur.cli.base import app, say
 
 
 def _kernel_size_option(value: str):
@@ -131,12 +30,12 @@ def _say_kernel_size_and_confidence(source, result) -> None:
     choice = result.extras.get("kernel_size")
     if choice and choice.get("how") == "auto":
         extent = "x".join(str(n) for n in choice["extent"])
-        _say(f"{source}: kernel size auto -> {choice['chosen'][0]} x {choice['chosen'][1]} (first pass at "
+        say(f"{source}: kernel size auto -> {choice['chosen'][0]} x {choice['chosen'][1]} (first pass at "
              f"{choice['initial'][0]} px measured a {extent} px kernel"
              + ("; it filled that support, the blur may be larger" if choice["saturated"] else "") + ")")
     confidence = result.extras.get("confidence")
     if confidence and not confidence["confident"]:
-        _say(f"{source}: low confidence in the kernel estimate: {'; '.join(confidence['reasons'])}")
+        say(f"{source}: low confidence in the kernel estimate: {'; '.join(confidence['reasons'])}")
 
 
 @app.command()
@@ -206,17 +105,17 @@ def deblur(
             if not overwrite:
                 raise FileExistsError(f"{folder} holds checkpoints of this same run (iteration {step}): pass "
                                       "--resume to continue it, or --overwrite to start again")
-            _say(f"--overwrite: removing the checkpoints of the earlier run in {folder}")
+            say(f"--overwrite: removing the checkpoints of the earlier run in {folder}")
             shutil.rmtree(folder)
     for plan_i in files:
         if plan_i.renamed:
-            _say(f"{plan_i.source} -> {out / plan_i.stem}_* (another input has the same name)")
+            say(f"{plan_i.source} -> {out / plan_i.stem}_* (another input has the same name)")
     for path, record in zip(inputs, plan.colors):
         if record["note"]:
-            _say(f"{path}: {record['note']}")
+            say(f"{path}: {record['note']}")
 
-    options = EngineOptions(checkpoint_dir=str(root), checkpoint_every=checkpoint_every, resume=resume, log=_say)
-    results = run_plan(plan, options)
+    options = EngineOptions(checkpoint_dir=str(root), checkpoint_every=checkpoint_every, resume=resume, log=say)
+    results = run_plan(plan, options=options)
     for file_plan, image, result in zip(files, images, results):
         written = outputs.write_deblur_outputs(file_plan, image, result, extra={"version": package_version()})
         typer.echo(f"{file_plan.source}:")
@@ -247,17 +146,3 @@ def demo(
     typer.echo(json.dumps(report, indent=1))
     typer.echo(f"{report['method']}: ISNR {report['isnr_db']:+.2f} dB (restored), {report['isnr_deconvolved_db']:+.2f} "
                f"dB (deconvolved with the estimated kernel); figure: {report['paths']['figure']}")
-
-
-from jaxdeblur.blur_transfer import transfer_command  # noqa: E402
-from jaxdeblur.import_weights import import_weights_command  # noqa: E402
-from jaxdeblur.restoration import restore_command  # noqa: E402
-from jaxdeblur.train.command import train_command  # noqa: E402
-
-app.command("train")(train_command)
-app.command("restore")(restore_command)
-app.command("transfer")(transfer_command)
-app.command("import-weights")(import_weights_command)
-
-if __name__ == "__main__":
-    app()

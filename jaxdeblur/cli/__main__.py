@@ -1,0 +1,5 @@
+"""`python -m jaxdeblur.cli ...`: the `jaxdeblur` command."""
+
+from jaxdeblur.cli import app
+
+app()
