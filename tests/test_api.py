@@ -6,13 +6,15 @@ kernel, tiny preset, chunks of 10 iterations (as in tests/test_cli.py and tests/
 """
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from jaxdeblur.api import deblur, finishing_step, plan_batch
-from jaxdeblur.color import rgb_to_ycbcr
+from jaxdeblur.color import merge_color, rgb_to_ycbcr, split_color
 from jaxdeblur.config import compress_schedule
 from jaxdeblur.engine.checkpoint import find_runs
 from jaxdeblur.engine.runner import EngineOptions
@@ -185,3 +187,23 @@ def test_stamp_names_what_identifies_a_run():
                plan_batch([colour()], K, preset="tiny", seeds=[0], color="y").groups[0]]
     ids = {g.stamp_id for g in changed}
     assert base.stamp_id not in ids and len(ids) == len(changed)
+
+
+def test_stamp_ids_keep_their_scheme():
+    """The folder name of a group's checkpoints: sha256 of the sorted JSON stamp, the inputs by their pixels'
+    sha256 (what earlier versions wrote, so --resume still finds their checkpoints)."""
+    group = plan_batch([grey(), grey(1)], K, preset="tiny", seeds=[4, 5]).groups[0]
+    digest = hashlib.sha256(json.dumps(group.stamp, sort_keys=True).encode()).hexdigest()[:16]
+    assert group.stamp_id == digest
+    pixels = [hashlib.sha256(f"{x.shape}".encode() + x.tobytes()).hexdigest() for x in (grey(), grey(1))]
+    assert group.stamp["inputs_sha256"] == pixels and group.stamp["seeds"] == [4, 5]
+    assert group.stamp["kernel_size"] == [K, K] and "init" not in group.stamp
+
+
+@pytest.mark.parametrize("mode", ["y", "rgb"])
+def test_colour_split_and_merge_round_trip(mode):
+    for x in (colour(), grey(), grey()[..., None]):
+        fitted, chroma, record = split_color(x, mode=mode)
+        assert fitted.shape[-1] == (1 if mode == "y" or x.ndim == 2 or x.shape[-1] == 1 else 3)
+        np.testing.assert_allclose(merge_color(fitted, chroma, shape=x.shape), x, atol=2e-6)
+        assert record["input"] == ("rgb" if x.ndim == 3 and x.shape[-1] == 3 else "gray")

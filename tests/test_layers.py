@@ -38,3 +38,13 @@ def test_specific_rules():
         for path in (PACKAGE / sub).glob("*.py"):
             tops = {_top(n) for n in _imports(path)}
             assert not tops & {"api", "cli", "demo", "methods"}, f"{path.name} imports a layer below it"
+
+
+def test_only_the_cli_imports_the_cli_and_the_base_modules_import_nothing_of_the_package():
+    for path in PACKAGE.rglob("*.py"):
+        inside = path.relative_to(PACKAGE).parts[0] == "cli"
+        assert inside or "cli" not in {_top(n) for n in _imports(path)}, f"{path} imports the command line"
+    # clear_caches finds the modules it clears in sys.modules (importing them would fill what it empties);
+    # the nets' platform choice sits below every net
+    for base in (PACKAGE / "caches.py", PACKAGE / "nets" / "platform.py"):
+        assert _imports(base) == set(), f"{base.name} imports {sorted(_imports(base))}"
