@@ -17,6 +17,7 @@ loads neither the methods, the models, the trainer nor the command line.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 # public name -> the module that defines it (imported on first access)
 _LAZY = {
@@ -25,8 +26,7 @@ _LAZY = {
     "restore": "jaxdeblur.restoration", "transfer_blur": "jaxdeblur.blur_transfer",
     "clear_caches": "jaxdeblur.caches",
 }
-_SUBMODULES = ("api", "caches", "color", "config", "data", "deconv", "engine", "estimate", "forward", "io", "kernels",
-               "losses", "methods", "metrics", "models", "nets", "noise", "outputs", "regions", "train")
+_SUBMODULES = frozenset(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def select_region(image, size, *, stride=None, weights: str = "region-cpu", scorer=None, kernel_size=None):
