@@ -56,14 +56,16 @@ def test_every_fast_path_follows_the_platform():
 
 
 def test_apply_passes_its_platform_down_and_the_engine_traces_for_its_mesh():
-    graphdef, params, state = split_module(torch_conv(2, 3, 3, rngs=nnx.Rngs(0)))
+    # an abstract module (nothing initialised: random init compiles slowly on CPU), its params an argument
+    graphdef, params, state = split_module(nnx.eval_shape(lambda: torch_conv(2, 3, 3, rngs=nnx.Rngs(0))))
 
     def run(platform=None):  # a new function per trace: JAX caches traces by function
-        return lambda x: apply(graphdef, params, state, x, platform=platform)[0]
+        return lambda p, x: apply(graphdef, p, state, x, platform=platform)[0]
 
-    assert _fast(run(), X) and not _fast(run("gpu"), X)
+    assert _fast(run(), params, X) and not _fast(run("gpu"), params, X)
     mesh = Mesh(np.array(jax.devices("cpu")[:1]), ("runs",))
     with nets_platform.use("gpu"):  # whatever the caller's scope, a program is traced for its mesh's devices
-        assert not _fast(run(), X)
-        assert _fast(sharded_over_runs(run(), mesh), X)
-    assert not _fast(nets_platform.traced_for(run(), "gpu"), X) and nets_platform.mesh_platform(mesh) == "cpu"
+        assert not _fast(run(), params, X)
+        assert _fast(sharded_over_runs(run(), mesh), params, X)
+    assert not _fast(nets_platform.traced_for(run(), "gpu"), params, X)
+    assert nets_platform.mesh_platform(mesh) == "cpu"
