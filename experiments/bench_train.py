@@ -46,7 +46,8 @@ def jax_setup(args):
     def preset(name):
         cfg = nafnet.PRESETS[name]
         if name == "paper":  # synthetic pairs of the paper's crop size (no GoPro data here), reduced batch
-            cfg = dataclasses.replace(cfg, paired=False, train=dataclasses.replace(cfg.train, batch_size=args.paper_batch))
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, paired=False),
+                                      train=dataclasses.replace(cfg.train, batch_size=args.paper_batch))
         return cfg
 
     def timer(name):
@@ -54,7 +55,7 @@ def jax_setup(args):
         task = nafnet.make_task(cfg)
         program = program_for(task, data_mesh())
         state = program.initial_state(0)
-        tile = tile_size(cfg.degrade)
+        tile = tile_size(cfg.data.degrade)
         host = {"sharp": np.random.default_rng(0).uniform(size=(cfg.train.batch_size, tile, tile, cfg.channels))
                 .astype(np.float32)}
         batches = program.device_batches([host])
@@ -93,7 +94,7 @@ def jax_network_step(cfg):
     graphdef, params = nnx.split(nafnet.build_model(cfg, rngs=nnx.Rngs(0)))
     tx = nafnet.make_task(cfg).optimizer()
     rng = np.random.default_rng(0)
-    shape = (cfg.train.batch_size, cfg.degrade.crop, cfg.degrade.crop, cfg.channels)
+    shape = (cfg.train.batch_size, cfg.data.degrade.crop, cfg.data.degrade.crop, cfg.channels)
     blurred, sharp = (jnp.asarray(rng.uniform(size=shape), jnp.float32) for _ in range(2))
 
     def loss(p):
@@ -126,7 +127,7 @@ def torch_setup(cfg):
     torch.manual_seed(0)
     model = NAFNet(cfg.channels, cfg.width, cfg.enc_blocks, cfg.middle_blocks, cfg.dec_blocks)
     step = train_step_fn(model)
-    crop, b = cfg.degrade.crop, cfg.train.batch_size
+    crop, b = cfg.data.degrade.crop, cfg.train.batch_size
     blurred, sharp = torch.rand(b, cfg.channels, crop, crop), torch.rand(b, cfg.channels, crop, crop)
     step(blurred, sharp)  # warm-up
 
@@ -162,7 +163,7 @@ def measure(args) -> dict:
             if run_torch:
                 torch_times.append(run_torch())
         b = cfg.train.batch_size
-        row = {"batch": b, "crop": cfg.degrade.crop, "width": cfg.width, "enc_blocks": list(cfg.enc_blocks),
+        row = {"batch": b, "crop": cfg.data.degrade.crop, "width": cfg.width, "enc_blocks": list(cfg.enc_blocks),
                "compile_s": round(compile_s, 2), "jax_ms_per_step": 1e3 * statistics.median(jax_times),
                "jax_images_per_s": b / statistics.median(jax_times)}
         if net_times:  # the same work as PyTorch's step (no degradation)

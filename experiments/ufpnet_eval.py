@@ -31,7 +31,8 @@ compilation) and XLA's compiled temporary memory per megapixel at 256 x 256.
 The baseline NAFNet of the `cpu` preset comparison was trained with
 
     jaxdeblur train nafnet --preset cpu --data ../shared/data/train400 --workdir runs/ufpnet-baseline-nafnet \\
-        --set degrade.spatially_varying=1.0 --set degrade.grid=[3,3] --set held_out=8 --set eval_batch_size=8 \\
+        --set data.degrade.spatially_varying=1.0 --set data.degrade.grid=[3,3] --set data.held_out=8 \\
+        --set data.eval_batch_size=8 \\
         --set train.steps=<UFPNet stage-2 steps> --set train.batch_size=<same> --export runs/ufpnet-baseline-nafnet/export
 
     python -m experiments.ufpnet_eval --model ufpnet-cpu --baseline runs/ufpnet-baseline-nafnet/export/nafnet/cpu

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
@@ -72,10 +72,13 @@ class TrainCheckpoints:
         self._manager.wait_until_finished()
         return True
 
-    def check_stamp(self, stamp: dict) -> None:
-        """Raises ValueError unless the newest checkpoint was written by a run with this stamp."""
+    def check_stamp(self, stamp: dict, upgrade: Callable[[dict], dict] | None = None) -> None:
+        """Raises ValueError unless the newest checkpoint was written by a run with this stamp (the saved one
+        passed through `upgrade` first, e.g. `records.upgrade_stamp`: a stamp of an older config layout)."""
         step = self.latest_step()
         saved = self._manager.restore(step, args=ocp.args.Composite(stamp=ocp.args.JsonRestore()))["stamp"]
+        if upgrade is not None:
+            saved = upgrade(saved)
         if saved != stamp:
             differences = record_differences(saved, stamp)
             raise ValueError(

@@ -4,6 +4,12 @@ A config is a frozen dataclass that may nest others (``config.train`` is a
 `TrainSettings`). `config_record` makes a JSON-ready dict of it (written in
 checkpoints and weight manifests); `config_from_record` rebuilds the config
 from such a dict, taking the types from a template config of the same class.
+
+A config class that moved flat fields into a nested config declares where
+they went in a class attribute ``record_moves`` ({"lr": "optim.lr", ...}):
+records written before the move (shipped manifests, checkpoint stamps) and
+overrides by the old names (``--set lr=...``) are read at the new place
+(`upgrade_record`).
 """
 
 from __future__ import annotations
@@ -35,16 +41,43 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
+def _moves(config: Any) -> Mapping[str, str]:
+    return getattr(type(config), "record_moves", None) or {}
+
+
+def upgrade_record(template: Any, record: Mapping[str, Any]) -> dict:
+    """`record` (of `template`'s class) with the fields its class moved (``record_moves``) at their new
+    dotted places, at every level of nesting; an entry already at the new place wins. Records without moved
+    names come back equal."""
+    if not dataclasses.is_dataclass(template):
+        return dict(record)
+    moves = _moves(template)
+    out: dict = {}
+    for name, value in record.items():
+        path = moves.get(name, name).split(".")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(path[-1], value)
+    for name, value in out.items():
+        current = getattr(template, name, None)
+        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            out[name] = upgrade_record(current, value)
+    return out
+
+
 def config_from_record(template: C, record: Mapping[str, Any]) -> C:
     """The config of `template`'s class described by `record` (from `config_record`).
 
     Nested dataclass fields are rebuilt from the template's nested value,
     JSON lists become tuples; a field missing from `record` keeps the
-    template's value (a field added after the record was written).
+    template's value (a field added after the record was written); fields
+    the class has moved (``record_moves``) are read at their new place.
 
     Raises:
       ValueError: `record` names a field the config does not have.
     """
+    record = upgrade_record(template, record)
     names = {f.name for f in dataclasses.fields(template)}
     unknown = sorted(set(record) - names)
     if unknown:
@@ -61,13 +94,19 @@ def override_nested(config: C, overrides: Mapping[str, Any] | None) -> C:
     """`jaxdeblur.config.override` that also reaches nested configs by dotted names.
 
     ``{"width": 16, "train.steps": 100}`` sets ``config.width`` and
-    ``config.train.steps``. Unknown names raise ValueError (from `override`).
+    ``config.train.steps``; a name the config's class has moved
+    (``record_moves``: ``lr`` -> ``optim.lr``) is set at its new place.
+    Unknown names raise ValueError (from `override`).
     """
     if not overrides:
         return config
     direct, nested = {}, {}
+    moves = _moves(config)
     for name, value in overrides.items():
         head, dot, tail = name.partition(".")
+        if head in moves:
+            name = moves[head] + dot + tail
+            head, dot, tail = name.partition(".")
         if dot:
             nested.setdefault(head, {})[tail] = value
         else:
@@ -82,6 +121,20 @@ def override_nested(config: C, overrides: Mapping[str, Any] | None) -> C:
 def run_stamp(task: Any) -> dict:
     """What identifies a training run: the task's name and its full config record."""
     return {"task": task.name, "config": config_record(task.config)}
+
+
+def upgrade_stamp(task: Any, saved: Mapping[str, Any]) -> dict:
+    """A run stamp read from a checkpoint, its config as this version records `task`'s config class: a stamp
+    written before the class moved fields (``record_moves``) is rebuilt through `config_from_record`, so a
+    run started before the move resumes; any other stamp comes back as it is."""
+    record = saved.get("config")
+    moves = _moves(task.config)
+    if not isinstance(record, Mapping) or not moves or not set(record) & set(moves):
+        return dict(saved)
+    try:
+        return {**saved, "config": config_record(config_from_record(task.config, record))}
+    except (TypeError, ValueError):
+        return dict(saved)
 
 
 def record_differences(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -13,6 +13,7 @@ Workdir layout: ``checkpoints/<step>/`` (orbax), ``metrics.jsonl`` (see
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -31,7 +32,7 @@ from jaxdeblur.train.lock import workdir_lock
 from jaxdeblur.train.log import MetricsLog, Window
 from jaxdeblur.train.parallel import check_batch_size, data_mesh
 from jaxdeblur.train.program import Program, program_for
-from jaxdeblur.train.records import run_stamp
+from jaxdeblur.train.records import run_stamp, upgrade_stamp
 from jaxdeblur.train.state import TrainState, model_of
 from jaxdeblur.train.task import Task, TrainSettings
 
@@ -124,7 +125,7 @@ def _train_locked(task: Task, workdir: Path, resume: bool, progress: bool,
             raise FileExistsError(f"{workdir} already holds checkpoints (newest: step {latest}); pass resume=True "
                                   "(--resume) to continue that run, or use a new workdir")
         if latest is not None:
-            checkpoints.check_stamp(stamp)
+            checkpoints.check_stamp(stamp, upgrade=functools.partial(upgrade_stamp, task))
         state = program.initial_state(settings.seed)
         loader = task.train_loader(settings.seed)
         if latest is not None:

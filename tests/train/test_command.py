@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from jaxdeblur import models
 from jaxdeblur.cli import app
+from tests.train import toy
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,10 @@ def test_train_export_and_refusals(tmp_path):
     summary = json.loads(done.output[done.output.index("{"):])
     assert summary["steps"] == 8 and summary["eval"]["psnr"] > 0
     loaded = models.load("toy-tiny", root=weights)
-    assert loaded.manifest["metrics"] == summary["eval"] and loaded.manifest["steps"] == 8
+    stored = loaded.manifest["metrics"]
+    assert {name: stored[name] for name in summary["eval"]} == summary["eval"] and loaded.manifest["steps"] == 8
+    # the model's data-free check metric, stored at export, reproduced after load
+    assert stored["check_psnr"] == pytest.approx(toy.check_metrics(loaded, loaded.config)["check_psnr"], abs=1e-4)
 
     other = runner.invoke(app, ["train", "toy", "--preset", "tiny", "--workdir", str(workdir), "--resume",
                                 "--set", "lr=0.5", "--set", "train.log_every=1"])

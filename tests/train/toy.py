@@ -1,5 +1,8 @@
 """A tiny model for the trainer's tests, shaped like a real model module (see jaxdeblur.models).
 
+A whole trained model in one file: registered by one line (``models.MODELS["toy"] = "tests.train.toy"``, a
+monkeypatch in the tests), it passes the contract every registered model passes (tests/models/test_contract.py).
+
 A 2-layer conv denoiser with BatchNorm (so the trainer must carry
 non-trainable state) on 8 x 8 gray images of 2 x 2 blocks. The loader yields
 only image indices (a counter); `prepare` draws the images from the indices
@@ -140,3 +143,9 @@ class ToyTask(Task):
 
 def make_task(config: ToyConfig, *, data=None) -> ToyTask:
     return ToyTask(config)
+
+
+def check_metrics(inference, config: ToyConfig) -> dict:
+    """{"check_psnr"}: the PSNR (dB) of `inference` on a fixed, data-free noisy set (the first eval batch)."""
+    batch = ToyTask(config).eval_batches()[0]
+    return {"check_psnr": float(psnr(jnp.asarray(inference(batch["noisy"])), batch["clean"]))}

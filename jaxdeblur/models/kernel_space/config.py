@@ -31,9 +31,11 @@ Presets (each derived from `PAPER` with `dataclasses.replace`):
 from __future__ import annotations
 
 import dataclasses
-import math
+from typing import ClassVar
 
 from jaxdeblur.data.degrade import DegradeConfig
+from jaxdeblur.models.folder_data import DataConfig
+from jaxdeblur.models.optim import OptimConfig, moved_fields
 from jaxdeblur.train.task import TrainSettings
 
 
@@ -51,23 +53,19 @@ class KernelSpaceConfig:
         F's U-Net only on the outermost up conv); True: a bias on every conv
         (the cpu preset: its shipped weights were trained so).
       charbonnier_eps: eps of the Charbonnier loss mean(sqrt(d^2 + eps)).
-      lr, lr_min: Adam's peak learning rate and the floor of each cosine period.
-      lr_periods: the cosine periods as fractions of `train.steps` (sum 1);
-        the learning rate restarts at `lr` after each.
-      betas: Adam's (b1, b2).
-      paired: True: train on real pairs (a GoPro-layout folder, crops of side
-        `degrade.crop`, flips / rotations); False: blur sharp images on the
-        fly with `degrade`.
-      degrade: the synthetic degradation (crop, kernels, spatially varying
-        fields, noise); for paired data only `crop` is used.
-      held_out: images of the training folder held out for validation when no
-        separate validation folder is given.
-      eval_batch_size, eval_batches: the fixed validation set.
-      eval_seed: seed of the validation pairs' degradation.
+      optim: Adam (no weight decay, no clipping) with cosine annealing from lr
+        to lr_min, restarted at lr after each of `optim.lr_periods` (fractions
+        of `train.steps`); `jaxdeblur.models.optim.OptimConfig`.
+      data: the data (`jaxdeblur.models.folder_data.DataConfig`): real pairs,
+        or sharp images blurred on the fly by `data.degrade` (kernels,
+        spatially varying fields, noise), the fixed validation set.
       naive_kernel_size: support of the uniform kernel the naive baseline
         fits by least squares (evaluation and check metrics), odd.
       train: the trainer's settings.
     """
+
+    # the flat fields of the configs written before `optim` / `data` existed (manifests, checkpoint stamps)
+    record_moves: ClassVar[dict[str, str]] = {**moved_fields("optim", OptimConfig), **moved_fields("data", DataConfig)}
 
     channels: int = 3
     nf: int = 64
@@ -79,18 +77,11 @@ class KernelSpaceConfig:
     feature_downsamples: int = 2
     all_biases: bool = False
     charbonnier_eps: float = 1e-6
-    lr: float = 1e-4
-    lr_min: float = 1e-8
-    lr_periods: tuple[float, ...] = (1 / 12, 2 / 12, 3 / 12, 3 / 12, 3 / 12)
-    betas: tuple[float, float] = (0.9, 0.99)
-    paired: bool = False
-    degrade: DegradeConfig = DegradeConfig(crop=256, kernel_size=31, kind_probs=(1.0, 0.0, 0.0),
-                                           motion_length=(1.0, 30.0), spatially_varying=0.5, grid=(3, 3),
-                                           noise_sigma=(0.0, 0.0))
-    held_out: int = 16
-    eval_batch_size: int = 8
-    eval_batches: int = 2
-    eval_seed: int = 1234
+    optim: OptimConfig = OptimConfig(lr=1e-4, lr_min=1e-8, lr_periods=(1 / 12, 2 / 12, 3 / 12, 3 / 12, 3 / 12),
+                                     weight_decay=0.0, betas=(0.9, 0.99), grad_clip=0.0)
+    data: DataConfig = DataConfig(paired=False, degrade=DegradeConfig(
+        crop=256, kernel_size=31, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 30.0), spatially_varying=0.5,
+        grid=(3, 3), noise_sigma=(0.0, 0.0)))
     naive_kernel_size: int = 31
     train: TrainSettings = TrainSettings(steps=600_000, batch_size=16, eval_every=5000, checkpoint_every=5000,
                                          log_every=100)
@@ -101,12 +92,6 @@ class KernelSpaceConfig:
         return 2 ** (self.feature_downsamples + self.depth)
 
     def __post_init__(self):
-        if not self.lr_periods or min(self.lr_periods) <= 0 or not math.isclose(sum(self.lr_periods), 1.0,
-                                                                                  abs_tol=1e-6):
-            raise ValueError(f"lr_periods must be positive fractions of train.steps summing to 1, "
-                             f"got {self.lr_periods}")
-        if not 0 < self.lr_min <= self.lr:
-            raise ValueError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
         if self.naive_kernel_size < 1 or self.naive_kernel_size % 2 == 0:
             raise ValueError(f"naive_kernel_size must be odd and >= 1, got {self.naive_kernel_size}")
         if self.charbonnier_eps <= 0:
@@ -126,14 +111,10 @@ CPU = dataclasses.replace(
     depth=4,
     feature_downsamples=0,
     all_biases=True,
-    lr=2e-3,
-    lr_min=1e-6,
-    lr_periods=(1.0,),
-    degrade=DegradeConfig(crop=32, kernel_size=13, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 9.0),
-                          spatially_varying=0.5, grid=(2, 2), noise_sigma=(0.0, 0.0)),
-    held_out=16,
-    eval_batch_size=8,
-    eval_batches=2,
+    optim=dataclasses.replace(PAPER.optim, lr=2e-3, lr_min=1e-6, lr_periods=(1.0,)),
+    data=dataclasses.replace(PAPER.data, degrade=DegradeConfig(
+        crop=32, kernel_size=13, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 9.0), spatially_varying=0.5,
+        grid=(2, 2), noise_sigma=(0.0, 0.0)), held_out=16, eval_batch_size=8, eval_batches=2),
     naive_kernel_size=13,
     train=TrainSettings(steps=2000, batch_size=8, eval_every=250, checkpoint_every=100, log_every=25),
 )
@@ -147,11 +128,9 @@ TINY = dataclasses.replace(
     extractor_blocks=1,
     depth=1,
     feature_downsamples=1,
-    degrade=DegradeConfig(crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0),
-                          spatially_varying=0.5, grid=(2, 2), noise_sigma=(0.0, 0.0)),
-    held_out=2,
-    eval_batch_size=2,
-    eval_batches=1,
+    data=dataclasses.replace(CPU.data, degrade=DegradeConfig(
+        crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0), spatially_varying=0.5,
+        grid=(2, 2), noise_sigma=(0.0, 0.0)), held_out=2, eval_batch_size=2, eval_batches=1),
     naive_kernel_size=5,
     train=TrainSettings(steps=4, batch_size=2, eval_every=2, checkpoint_every=2, log_every=1),
 )

@@ -42,14 +42,8 @@ def build_network(config: KernelSpaceConfig, rngs: nnx.Rngs) -> KernelSpace:
 
 
 def make_optimizer(config: KernelSpaceConfig) -> optax.GradientTransformation:
-    """Adam with cosine annealing restarted after each of `config.lr_periods` (fractions of the steps)."""
-    steps = config.train.steps
-    bounds = np.round(np.cumsum(config.lr_periods) * steps).astype(int)
-    lengths = np.diff(np.concatenate([[0], bounds]))
-    alpha = config.lr_min / config.lr
-    periods = [optax.cosine_decay_schedule(config.lr, max(int(n), 1), alpha=alpha) for n in lengths]
-    schedule = optax.join_schedules(periods, [int(b) for b in bounds[:-1]]) if len(periods) > 1 else periods[0]
-    return optax.adam(schedule, b1=config.betas[0], b2=config.betas[1])
+    """Adam with cosine annealing restarted after each of `config.optim.lr_periods` (fractions of the steps)."""
+    return config.optim.make(config.train.steps)
 
 
 def _pair(batch: dict, *, host: bool = False) -> dict:
@@ -69,10 +63,10 @@ class KernelSpaceTask(FolderData, Task):
     Attributes:
       config: the `KernelSpaceConfig`.
       data: the training folder: sharp images (blurred on the fly), or a
-        GoPro-layout folder of pairs when `config.paired`; None uses the
+        GoPro-layout folder of pairs when `config.data.paired`; None uses the
         photos bundled with scikit-image (a demonstration, no data needed).
       val_data: the validation folder (same layout); None holds out the last
-        `config.held_out` images of `data`.
+        `config.data.held_out` images of `data`.
     """
 
     config: KernelSpaceConfig
@@ -91,18 +85,18 @@ class KernelSpaceTask(FolderData, Task):
         return loader(self._sources()[0], batch_size=self.config.train.batch_size, tile=self._tile(), seed=seed)
 
     def eval_batches(self) -> list[dict]:
-        cfg = self.config
-        tiles = eval_batches(self._sources()[1], batch_size=cfg.eval_batch_size, tile=self._tile(),
-                             num_batches=cfg.eval_batches)
-        if cfg.paired:
+        d = self.config.data
+        tiles = eval_batches(self._sources()[1], batch_size=d.eval_batch_size, tile=self._tile(),
+                             num_batches=d.eval_batches)
+        if d.paired:
             return [_pair(b, host=True) for b in tiles]
-        keys = jax.random.split(jax.random.key(cfg.eval_seed), len(tiles))
-        return [_pair(degradation.degrade(k, b["sharp"], cfg.degrade), host=True) for k, b in zip(keys, tiles)]
+        keys = jax.random.split(jax.random.key(d.eval_seed), len(tiles))
+        return [_pair(degradation.degrade(k, b["sharp"], d.degrade), host=True) for k, b in zip(keys, tiles)]
 
     def prepare(self, key: jax.Array, batch: dict) -> dict:
-        if self.config.paired:
+        if self.config.data.paired:
             return _pair(degradation.augment(key, _pair(batch)))
-        return _pair(degradation.degrade(key, batch["sharp"], self.config.degrade))
+        return _pair(degradation.degrade(key, batch["sharp"], self.config.data.degrade))
 
     def loss(self, model: KernelSpace, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """Charbonnier distance between F(sharp, G(sharp, blurred)) and blurred; also its PSNR (dB)."""
@@ -135,17 +129,17 @@ def check_pairs(config: KernelSpaceConfig) -> dict:
     """A fixed, data-free check set: scikit-image photos blurred as in training, for re-blur and transfer.
 
     Centre tiles of four 128 px photos (at least one tile); pair a is photo i
-    degraded by `config.degrade` with CHECK_SEED (augmentation off), sharp_b
+    degraded by `config.data.degrade` with CHECK_SEED (augmentation off), sharp_b
     is photo i + 1 (cyclically) blurred by the SAME true kernels
     (`transfer.same_blur_pairs`). Returns host arrays {"sharp_a",
     "blurred_a", "sharp_b", "blurred_b": (4, crop, crop, C), "kernel_grid"}.
     """
     mode = "gray" if config.channels == 1 else "rgb"
-    tile = degradation.tile_size(config.degrade)
+    tile = degradation.tile_size(config.data.degrade)
     photos = SamplePhotos(CHECK_PHOTOS, mode=mode, size=max(128, tile))
     (tiles,) = eval_batches(photos, batch_size=len(CHECK_PHOTOS), tile=tile)
     sharp = tiles["sharp"]
-    pairs = same_blur_pairs(jax.random.key(CHECK_SEED), sharp, np.roll(sharp, 1, axis=0), config.degrade)
+    pairs = same_blur_pairs(jax.random.key(CHECK_SEED), sharp, np.roll(sharp, 1, axis=0), config.data.degrade)
     return {k: np.asarray(v) for k, v in pairs.items()}
 
 

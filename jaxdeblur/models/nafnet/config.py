@@ -24,8 +24,11 @@ Presets (each derived from `PAPER` with `dataclasses.replace`):
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from jaxdeblur.data.degrade import DegradeConfig
+from jaxdeblur.models.folder_data import DataConfig
+from jaxdeblur.models.optim import OptimConfig, moved_fields
 from jaxdeblur.train.task import TrainSettings
 
 
@@ -38,49 +41,32 @@ class NAFNetConfig:
         restores colour images channel by channel.
       width, enc_blocks, middle_blocks, dec_blocks: the network (see
         `jaxdeblur.nets.nafnet.NAFNet`).
-      lr, lr_min: AdamW's peak learning rate and the end of its cosine decay.
-      weight_decay, betas: AdamW's decoupled weight decay and (b1, b2).
-      grad_clip: clip the gradients to this global l2 norm before AdamW.
-      paired: True: train on real pairs (a GoPro-layout folder, random crops
-        of side `degrade.crop`, flips / rotations); False: blur sharp images
-        on the fly with `degrade`.
-      degrade: the synthetic degradation (crop size, kernels, noise) for
-        unpaired data; for paired data only `crop` is used.
-      held_out: images of the training folder held out for validation when no
-        separate validation folder is given.
-      eval_batch_size, eval_batches: the fixed validation set (batches of
-        crops, degraded once with `eval_seed`).
-      eval_seed: seed of the validation crops' degradation.
+      optim: the optimiser (`jaxdeblur.models.optim.OptimConfig`): AdamW with
+        a cosine decay from lr to lr_min over train.steps, after clipping the
+        gradients to a global norm.
+      data: the data (`jaxdeblur.models.folder_data.DataConfig`): real pairs
+        or sharp images blurred on the fly by `data.degrade`, the held-out
+        images and the fixed validation set.
       train: the trainer's settings (steps, batch size, periods, seed).
     """
+
+    # the flat fields of the configs written before `optim` / `data` existed (manifests, checkpoint stamps)
+    record_moves: ClassVar[dict[str, str]] = {**moved_fields("optim", OptimConfig), **moved_fields("data", DataConfig)}
 
     channels: int = 3
     width: int = 32
     enc_blocks: tuple[int, ...] = (1, 1, 1, 28)
     middle_blocks: int = 1
     dec_blocks: tuple[int, ...] = (1, 1, 1, 1)
-    lr: float = 1e-3
-    lr_min: float = 1e-7
-    weight_decay: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.9)
-    grad_clip: float = 0.01
-    paired: bool = True
-    degrade: DegradeConfig = DegradeConfig(crop=256, kernel_size=31)
-    held_out: int = 16
-    eval_batch_size: int = 8
-    eval_batches: int = 2
-    eval_seed: int = 1234
+    optim: OptimConfig = OptimConfig(lr=1e-3, lr_min=1e-7, weight_decay=1e-3, betas=(0.9, 0.9), grad_clip=0.01)
+    data: DataConfig = DataConfig(paired=True, degrade=DegradeConfig(crop=256, kernel_size=31))
     train: TrainSettings = TrainSettings(steps=200_000, batch_size=32, eval_every=5000, checkpoint_every=5000,
                                          log_every=100)
 
     def __post_init__(self):
         if len(self.enc_blocks) != len(self.dec_blocks):
             raise ValueError(f"enc_blocks {self.enc_blocks} and dec_blocks {self.dec_blocks} need equal lengths")
-        if self.degrade.crop % 2 ** len(self.enc_blocks):
-            raise ValueError(f"degrade.crop {self.degrade.crop} must be a multiple of 2^levels = "
-                             f"{2 ** len(self.enc_blocks)}")
-        if not 0 < self.lr_min <= self.lr:
-            raise ValueError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+        self.data.check_crop(len(self.enc_blocks))
 
 
 PAPER = NAFNetConfig()
@@ -90,20 +76,19 @@ CPU = dataclasses.replace(
     channels=1,
     width=16,
     enc_blocks=(1, 1, 1, 1),
-    paired=False,
-    degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0), motion_length=(4.0, 18.0),
-                          noise_sigma=(0.0, 0.02)),
-    held_out=8,
-    eval_batch_size=16,
-    eval_batches=2,
+    data=DataConfig(paired=False,
+                    degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0),
+                                          motion_length=(4.0, 18.0), noise_sigma=(0.0, 0.02)),
+                    held_out=8, eval_batch_size=16, eval_batches=2),
     train=TrainSettings(steps=6000, batch_size=8, eval_every=500, checkpoint_every=250, log_every=50),
 )
 
 RGB = dataclasses.replace(
     CPU,
     channels=3,
-    degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0), motion_length=(2.0, 16.0),
-                          spatially_varying=0.5, grid=(3, 3), noise_sigma=(0.0, 0.02)),
+    data=dataclasses.replace(CPU.data, degrade=DegradeConfig(
+        crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0), motion_length=(2.0, 16.0), spatially_varying=0.5,
+        grid=(3, 3), noise_sigma=(0.0, 0.02))),
 )
 
 TINY = dataclasses.replace(
@@ -111,11 +96,9 @@ TINY = dataclasses.replace(
     width=4,
     enc_blocks=(1, 1),
     dec_blocks=(1, 1),
-    degrade=DegradeConfig(crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0),
-                          noise_sigma=(0.0, 0.01)),
-    held_out=2,
-    eval_batch_size=2,
-    eval_batches=1,
+    data=dataclasses.replace(CPU.data, degrade=DegradeConfig(
+        crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0), noise_sigma=(0.0, 0.01)),
+        held_out=2, eval_batch_size=2, eval_batches=1),
     train=TrainSettings(steps=4, batch_size=2, eval_every=2, checkpoint_every=2, log_every=1),
 )
 

@@ -33,10 +33,10 @@ class NAFNetTask(FolderData, Task):
     Attributes:
       config: the `NAFNetConfig`.
       data: the training folder: sharp images (blurred on the fly), or a
-        GoPro-layout folder of pairs when `config.paired`; None uses the
+        GoPro-layout folder of pairs when `config.data.paired`; None uses the
         photos bundled with scikit-image (a demonstration, no data needed).
       val_data: the validation folder (same layout); None holds out the last
-        `config.held_out` images of `data`.
+        `config.data.held_out` images of `data`.
     """
 
     config: NAFNetConfig
@@ -49,24 +49,19 @@ class NAFNetTask(FolderData, Task):
         return build_network(self.config, rngs)
 
     def optimizer(self) -> optax.GradientTransformation:
-        cfg = self.config
-        schedule = optax.cosine_decay_schedule(cfg.lr, cfg.train.steps, alpha=cfg.lr_min / cfg.lr)
-        return optax.chain(
-            optax.clip_by_global_norm(cfg.grad_clip),
-            optax.adamw(schedule, b1=cfg.betas[0], b2=cfg.betas[1], weight_decay=cfg.weight_decay),
-        )
+        return self.config.optim.make(self.config.train.steps)
 
     def train_loader(self, seed: int):
         return loader(self._sources()[0], batch_size=self.config.train.batch_size, tile=self._tile(), seed=seed)
 
     def eval_batches(self) -> list[dict]:
-        cfg = self.config
-        tiles = eval_batches(self._sources()[1], batch_size=cfg.eval_batch_size, tile=self._tile(),
-                             num_batches=cfg.eval_batches)
-        if cfg.paired:
+        d = self.config.data
+        tiles = eval_batches(self._sources()[1], batch_size=d.eval_batch_size, tile=self._tile(),
+                             num_batches=d.eval_batches)
+        if d.paired:
             return [{"blurred": b["blurred"], "sharp": b["sharp"]} for b in tiles]
-        keys = jax.random.split(jax.random.key(cfg.eval_seed), len(tiles))
-        return [self._pair(degradation.degrade(k, b["sharp"], cfg.degrade), host=True) for k, b in zip(keys, tiles)]
+        keys = jax.random.split(jax.random.key(d.eval_seed), len(tiles))
+        return [self._pair(degradation.degrade(k, b["sharp"], d.degrade), host=True) for k, b in zip(keys, tiles)]
 
     @staticmethod
     def _pair(batch: dict, *, host: bool = False) -> dict:
@@ -74,9 +69,9 @@ class NAFNetTask(FolderData, Task):
         return {k: np.asarray(v) for k, v in pair.items()} if host else pair
 
     def prepare(self, key: jax.Array, batch: dict) -> dict:
-        if self.config.paired:
+        if self.config.data.paired:
             return self._pair(degradation.augment(key, self._pair(batch)))
-        return self._pair(degradation.degrade(key, batch["sharp"], self.config.degrade))
+        return self._pair(degradation.degrade(key, batch["sharp"], self.config.data.degrade))
 
     def loss(self, model: NAFNet, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """NAFNet's PSNR loss: the batch mean of -PSNR(output, sharp) (dB, unclamped output)."""
@@ -98,13 +93,14 @@ def check_pairs(config: NAFNetConfig) -> dict:
     """A fixed, data-free check set: two scikit-image photos degraded as in training, with a fixed key.
 
     Returns {"blurred", "sharp"}: (2, crop, crop, C) float32 host arrays
-    (centre tiles of the 128 px photos, `config.degrade` with CHECK_SEED).
+    (centre tiles of the 128 px photos, `config.data.degrade` with CHECK_SEED).
     Exports store the model's PSNR on it, and tests recompute it after `load`.
     """
     mode = "gray" if config.channels == 1 else "rgb"
-    photos = SamplePhotos(CHECK_PHOTOS, mode=mode, size=max(128, degradation.tile_size(config.degrade)))
-    (tiles,) = eval_batches(photos, batch_size=len(CHECK_PHOTOS), tile=degradation.tile_size(config.degrade))
-    pair = degradation.degrade(jax.random.key(CHECK_SEED), tiles["sharp"], config.degrade)
+    tile = degradation.tile_size(config.data.degrade)
+    photos = SamplePhotos(CHECK_PHOTOS, mode=mode, size=max(128, tile))
+    (tiles,) = eval_batches(photos, batch_size=len(CHECK_PHOTOS), tile=tile)
+    pair = degradation.degrade(jax.random.key(CHECK_SEED), tiles["sharp"], config.data.degrade)
     return NAFNetTask._pair(pair, host=True)
 
 

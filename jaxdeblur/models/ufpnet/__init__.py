@@ -53,7 +53,7 @@ def check_metrics(restorer: UFPNetRestorer, config: UFPNetConfig) -> dict:
     """
     pairs = check_pairs(config)
     result = restorer(pairs["blurred"])
-    border = config.degrade.kernel_size // 2
+    border = config.data.degrade.kernel_size // 2
     reblur = reblur_l1(jnp.asarray(pairs["sharp"]), jnp.asarray(result.kernels), jnp.asarray(pairs["blurred"]),
                        border=border)
     return {"check_psnr": float(jnp.mean(psnr_per_image(jnp.asarray(result.restored), pairs["sharp"]))),

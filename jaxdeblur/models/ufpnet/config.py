@@ -52,10 +52,13 @@ derived from `PAPER` with `dataclasses.replace`):
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from jaxdeblur.data.degrade import DegradeConfig
+from jaxdeblur.models.folder_data import DataConfig
 from jaxdeblur.models.kernel_prior import config as prior_presets
 from jaxdeblur.models.kernel_prior.config import KernelPriorConfig
+from jaxdeblur.models.optim import OptimConfig, moved_fields
 from jaxdeblur.train.task import TrainSettings
 
 STAGES = ("kernel", "deblur", "joint")
@@ -78,7 +81,7 @@ class UFPNetConfig:
         presets keep (False, 1e-6), which their shipped weights were trained with.
       prior: the flow's config (`jaxdeblur.models.kernel_prior`); its
         kernel_size is the field's kernel size and must equal
-        `degrade.kernel_size`.
+        `data.degrade.kernel_size`.
       prior_weights: the shipped flow loaded at the start of stage 1 (a name
         for `jaxdeblur.models.load`, or a weights folder); None keeps a
         randomly initialised flow (tests only).
@@ -93,13 +96,15 @@ class UFPNetConfig:
         (`jaxdeblur.nets.kernel_code.kernels_at`); the flow decode and the
         mean head's kh * kw-channel conv dominate a full-field step.
       kernel_weight: weight of L_KE in stage 3.
-      lr, lr_min, weight_decay, betas, grad_clip: AdamW with cosine decay
-        from lr to lr_min over train.steps, after clipping the gradients to
-        this global norm (NAFNet's recipe).
-      paired, degrade, held_out, eval_batch_size, eval_batches, eval_seed:
-        the data, as `jaxdeblur.models.nafnet.NAFNetConfig`.
+      optim: AdamW with cosine decay from lr to lr_min over train.steps,
+        after clipping the gradients to a global norm (NAFNet's recipe;
+        `jaxdeblur.models.optim.OptimConfig`).
+      data: the data (`jaxdeblur.models.folder_data.DataConfig`), as NAFNet's.
       train: the trainer's settings.
     """
+
+    # the flat fields of the configs written before `optim` / `data` existed (manifests, checkpoint stamps)
+    record_moves: ClassVar[dict[str, str]] = {**moved_fields("optim", OptimConfig), **moved_fields("data", DataConfig)}
 
     channels: int = 3
     width: int = 64
@@ -119,17 +124,8 @@ class UFPNetConfig:
     reblur_weight: float = 0.1
     ke_pixels: int = 0
     kernel_weight: float = 1.0
-    lr: float = 1e-3
-    lr_min: float = 1e-7
-    weight_decay: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.9)
-    grad_clip: float = 0.01
-    paired: bool = True
-    degrade: DegradeConfig = DegradeConfig(crop=256, kernel_size=19)
-    held_out: int = 16
-    eval_batch_size: int = 8
-    eval_batches: int = 2
-    eval_seed: int = 1234
+    optim: OptimConfig = OptimConfig(lr=1e-3, lr_min=1e-7, weight_decay=1e-3, betas=(0.9, 0.9), grad_clip=0.01)
+    data: DataConfig = DataConfig(paired=True, degrade=DegradeConfig(crop=256, kernel_size=19))
     train: TrainSettings = TrainSettings(steps=400_000, batch_size=64, eval_every=5000, checkpoint_every=5000,
                                          log_every=100)
 
@@ -140,17 +136,14 @@ class UFPNetConfig:
             raise ValueError(f"enc_blocks {self.enc_blocks} and dec_blocks {self.dec_blocks} need equal lengths")
         if not 0 <= self.conditioned_levels <= len(self.enc_blocks):
             raise ValueError(f"conditioned_levels must be in [0, {len(self.enc_blocks)}], got {self.conditioned_levels}")
-        if self.degrade.crop % 2 ** len(self.enc_blocks):
-            raise ValueError(f"degrade.crop {self.degrade.crop} must be a multiple of 2^levels = "
-                             f"{2 ** len(self.enc_blocks)}")
-        if self.prior.kernel_size != self.degrade.kernel_size:
-            raise ValueError(f"prior.kernel_size {self.prior.kernel_size} must equal degrade.kernel_size "
-                             f"{self.degrade.kernel_size} (the field's kernels are the flow's)")
-        if self.degrade.crop <= self.degrade.kernel_size:
-            raise ValueError(f"degrade.crop {self.degrade.crop} must exceed degrade.kernel_size "
-                             f"{self.degrade.kernel_size} (the losses skip a border of kernel_size // 2)")
-        if not 0 < self.lr_min <= self.lr:
-            raise ValueError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+        self.data.check_crop(len(self.enc_blocks))
+        degrade = self.data.degrade
+        if self.prior.kernel_size != degrade.kernel_size:
+            raise ValueError(f"prior.kernel_size {self.prior.kernel_size} must equal data.degrade.kernel_size "
+                             f"{degrade.kernel_size} (the field's kernels are the flow's)")
+        if degrade.crop <= degrade.kernel_size:
+            raise ValueError(f"data.degrade.crop {degrade.crop} must exceed data.degrade.kernel_size "
+                             f"{degrade.kernel_size} (the losses skip a border of kernel_size // 2)")
         if self.ke_pixels < 0:
             raise ValueError(f"ke_pixels must be >= 0 (0: every interior pixel), got {self.ke_pixels}")
         if self.reblur_weight < 0 or self.kernel_weight < 0:
@@ -160,7 +153,7 @@ class UFPNetConfig:
 
 PAPER = UFPNetConfig()
 PAPER_KERNEL = dataclasses.replace(
-    PAPER, stage="kernel", lr=1e-4, lr_min=1e-7,
+    PAPER, stage="kernel", optim=dataclasses.replace(PAPER.optim, lr=1e-4, lr_min=1e-7),
     train=dataclasses.replace(PAPER.train, steps=100_000, batch_size=16))
 
 CPU = dataclasses.replace(
@@ -173,16 +166,15 @@ CPU = dataclasses.replace(
     code_middle_convs=3,
     code_sigma_per_tap=False,
     code_std_eps=1e-6,
-    paired=False,
-    degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0), motion_length=(4.0, 18.0),
-                          spatially_varying=1.0, grid=(3, 3), noise_sigma=(0.0, 0.02)),
-    held_out=16,
-    eval_batch_size=8,
-    eval_batches=2,
+    data=DataConfig(paired=False,
+                    degrade=DegradeConfig(crop=64, kernel_size=19, kind_probs=(1.0, 0.0, 0.0),
+                                          motion_length=(4.0, 18.0), spatially_varying=1.0, grid=(3, 3),
+                                          noise_sigma=(0.0, 0.02)),
+                    held_out=16, eval_batch_size=8, eval_batches=2),
     train=TrainSettings(steps=250, batch_size=4, eval_every=250, checkpoint_every=50, log_every=10),
 )
 CPU_KERNEL = dataclasses.replace(
-    CPU, stage="kernel", lr=1e-3, lr_min=1e-5, ke_pixels=256,
+    CPU, stage="kernel", optim=dataclasses.replace(CPU.optim, lr=1e-3, lr_min=1e-5), ke_pixels=256,
     train=dataclasses.replace(CPU.train, steps=400, eval_every=400))
 
 TINY = dataclasses.replace(
@@ -196,14 +188,12 @@ TINY = dataclasses.replace(
     code_middle_convs=1,
     prior=prior_presets.TINY,
     prior_weights=None,
-    degrade=DegradeConfig(crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0),
-                          spatially_varying=1.0, grid=(2, 2), noise_sigma=(0.0, 0.01)),
-    held_out=2,
-    eval_batch_size=2,
-    eval_batches=1,
+    data=dataclasses.replace(CPU.data, degrade=DegradeConfig(
+        crop=16, kernel_size=5, kind_probs=(1.0, 0.0, 0.0), motion_length=(1.0, 4.0), spatially_varying=1.0,
+        grid=(2, 2), noise_sigma=(0.0, 0.01)), held_out=2, eval_batch_size=2, eval_batches=1),
     train=TrainSettings(steps=2, batch_size=2, eval_every=2, checkpoint_every=2, log_every=1),
 )
-TINY_KERNEL = dataclasses.replace(TINY, stage="kernel", lr=1e-2, lr_min=1e-4)
+TINY_KERNEL = dataclasses.replace(TINY, stage="kernel", optim=dataclasses.replace(TINY.optim, lr=1e-2, lr_min=1e-4))
 
 PRESETS = {"paper": PAPER, "paper_kernel": PAPER_KERNEL, "cpu": CPU, "cpu_kernel": CPU_KERNEL, "tiny": TINY,
            "tiny_kernel": TINY_KERNEL}

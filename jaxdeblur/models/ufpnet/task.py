@@ -123,7 +123,7 @@ class UFPNetTask(NAFNetTask):
     @property
     def border(self) -> int:
         """Pixels left out of the L1 losses on each side (kernel_size // 2)."""
-        return self.config.degrade.kernel_size // 2
+        return self.config.data.degrade.kernel_size // 2
 
     def _pretrained(self) -> dict[str, tuple[str, nnx.State]]:
         """{part: (source, host state)} of the parts that start from saved weights."""

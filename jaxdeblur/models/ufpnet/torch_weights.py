@@ -94,22 +94,22 @@ def config_from_state_dict(state: Mapping[str, np.ndarray], base: UFPNetConfig =
                                 hidden=a["hidden"], num_hidden=a["num_hidden"], batch_norm=a["batch_norm"],
                                 alpha=a["alpha"], norm=a["norm"], dequantization=0.0, raw_decode=True)
     m = 2 ** len(a["enc_blocks"])
-    crop = max(base.degrade.crop, m * math.ceil((a["kernel_size"] + 1) / m))
+    crop = max(base.data.degrade.crop, m * math.ceil((a["kernel_size"] + 1) / m))
     crop = m * math.ceil(crop / m)
     return dataclasses.replace(
         base, channels=a["channels"], width=a["width"], enc_blocks=a["enc_blocks"], middle_blocks=a["middle_blocks"],
         dec_blocks=a["dec_blocks"], conditioned_levels=a["conditioned_levels"], code_widths=a["code_widths"],
         code_middle_width=a["code_middle_width"], code_middle_convs=a["code_middle_convs"], code_sigma_per_tap=True,
         code_std_eps=0.0, prior=prior, prior_weights=None, stage="kernel", init_weights=None,
-        degrade=_degrade(base, a["kernel_size"], crop))
+        data=dataclasses.replace(base.data, degrade=_degrade(base, a["kernel_size"], crop)))
 
 
 def _degrade(base: UFPNetConfig, kernel_size: int, crop: int):
     """The training degradation of an imported model (it is trained already; `export` and `load` only need a
     valid config): the base's, with the model's kernel size (motion kernels only when that size differs)."""
-    if kernel_size == base.degrade.kernel_size:
-        return dataclasses.replace(base.degrade, crop=crop)
-    return dataclasses.replace(base.degrade, kernel_size=kernel_size, crop=crop, kind_probs=(1.0, 0.0, 0.0))
+    if kernel_size == base.data.degrade.kernel_size:
+        return dataclasses.replace(base.data.degrade, crop=crop)
+    return dataclasses.replace(base.data.degrade, kernel_size=kernel_size, crop=crop, kind_probs=(1.0, 0.0, 0.0))
 
 
 def _code_net_path(rest: str, leaf: str) -> tuple:

@@ -1,4 +1,7 @@
-"""The denoiser as a trained model (task, export, load, shipped weights) and the learned non-blind step it drives."""
+"""The denoiser as a trained model (task, shipped weights) and the learned non-blind step it drives.
+
+A step of the trainer, export and load of the tiny preset: tests/models/test_contract.py (every model).
+"""
 
 import jax
 import numpy as np
@@ -10,7 +13,6 @@ from jaxdeblur.forward import blur
 from jaxdeblur.kernels import motion
 from jaxdeblur.metrics import psnr
 from jaxdeblur.models import denoiser
-from jaxdeblur.train import export, train
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +41,6 @@ def test_task_makes_noisy_patches_and_evaluates_every_sigma():
     assert float(batch["sigma"].max()) <= denoiser.TINY.sigma_max
     (evaluation,) = task.eval_batches()
     assert evaluation["noisy"].shape == (denoiser.TINY.eval_batch_size, len(denoiser.TINY.eval_sigmas), crop, crop, 1)
-
-
-def test_tiny_training_exports_and_loads(tmp_path):
-    task = denoiser.make_task(denoiser.TINY)
-    result = train(task, tmp_path / "run", progress=False)
-    assert {"psnr", "psnr_15", "psnr_25", "psnr_50"} <= set(result.eval_metrics)
-    fn = denoiser.make_inference(result.model(), denoiser.TINY)
-    metrics = {**result.eval_metrics, **denoiser.check_metrics(fn, denoiser.TINY)}
-    export(task, result, tmp_path / "ckpt", preset="tiny", data={"source": "skimage photos"}, metrics=metrics)
-    loaded = models.load("denoiser-tiny", root=tmp_path / "ckpt")
-    again = denoiser.check_metrics(loaded, loaded.config)
-    assert again["check_psnr"] == pytest.approx(metrics["check_psnr"], abs=1e-3)
 
 
 def test_shipped_weights_reproduce_their_manifest_and_denoise(shipped):

@@ -1,47 +1,39 @@
-"""NAFNet as a trained model: its task through the one trainer, export + load, colour inference, shipped weights."""
+"""NAFNet as a trained model: its task's batches, colour and tiled inference, shipped weights.
+
+A step of the trainer, export and load of the tiny preset: tests/models/test_contract.py (every model).
+"""
 
 import numpy as np
 import pytest
+from flax import nnx
 
 from jaxdeblur import models
 from jaxdeblur.models import nafnet
-from jaxdeblur.train import export, train
+from jaxdeblur.train import export
 
 
 @pytest.fixture(scope="module")
-def trained_tiny(tmp_path_factory):
-    """The tiny preset trained on the scikit-image photos (no data needed), exported to a temporary root."""
+def tiny_weights(tmp_path_factory):
+    """A tiny NAFNet (as initialised: inference does not need training) exported to a temporary root."""
     root = tmp_path_factory.mktemp("weights")
     task = nafnet.make_task(nafnet.TINY)
-    result = train(task, root / "run", progress=False)
-    pretrained = nafnet.make_inference(result.model(), nafnet.TINY)
-    metrics = {**result.eval_metrics, **nafnet.check_metrics(pretrained, nafnet.TINY)}
-    export(task, result, root / "ckpt", preset="tiny", data={"source": "skimage photos"}, metrics=metrics)
-    return root / "ckpt", result, metrics
+    export(task, task.init_model(nnx.Rngs(0)), root, preset="tiny", data={"source": "none"}, metrics={})
+    return root
 
 
 def test_task_batches_are_aligned_pairs():
     task = nafnet.make_task(nafnet.TINY)
     batch = next(iter(task.train_loader(0)))
-    crop = nafnet.TINY.degrade.crop
+    crop = nafnet.TINY.data.degrade.crop
     pair = task.prepare(__import__("jax").random.key(0), batch)
     assert set(pair) == {"blurred", "sharp"}
     assert pair["blurred"].shape == pair["sharp"].shape == (nafnet.TINY.train.batch_size, crop, crop, 1)
     (evaluation,) = task.eval_batches()
-    assert evaluation["blurred"].shape == (nafnet.TINY.eval_batch_size, crop, crop, 1)
+    assert evaluation["blurred"].shape == (nafnet.TINY.data.eval_batch_size, crop, crop, 1)
 
 
-def test_trained_tiny_model_exports_and_loads_with_its_metrics(trained_tiny):
-    root, result, metrics = trained_tiny
-    assert np.isfinite(result.eval_metrics["psnr"]) and "psnr_input" in result.eval_metrics
-    loaded = models.load("nafnet-tiny", root=root)
-    again = nafnet.check_metrics(loaded, loaded.config)
-    assert again["check_psnr"] == pytest.approx(loaded.manifest["metrics"]["check_psnr"], abs=1e-3)
-    assert loaded.manifest["steps"] == nafnet.TINY.train.steps
-
-
-def test_inference_shapes_colour_and_tiles(trained_tiny):
-    loaded = models.load("nafnet-tiny", root=trained_tiny[0])
+def test_inference_shapes_colour_and_tiles(tiny_weights):
+    loaded = models.load("nafnet-tiny", root=tiny_weights)
     rng = np.random.default_rng(0)
     gray = rng.uniform(size=(20, 23)).astype(np.float32)
     rgb = rng.uniform(size=(20, 23, 3)).astype(np.float32)

@@ -1,9 +1,9 @@
-"""UFPNet as a trained model, stage 1: a step of the trainer trains the code net only (the flow and the
-deblurring net stay untouched), its evaluation, presets, the losses' re-blur helpers, the checks on stage
+"""UFPNet as a trained model: presets, the stages' best metrics, the losses' re-blur helpers, the checks on stage
 inputs.
 
-One tiny stage-1 step (the trainer's compiled step, scikit-image photos) is shared by the tests; stage 2 is in
-test_stages.py.
+A stage-1 step of the trainer (only the code net's parameters move; the flow and the deblurring net are frozen),
+its evaluation, export and load: tests/models/test_contract.py (every model, UFPNet's tiny_kernel preset); stage 2
+is in test_stages.py (slow).
 """
 
 import dataclasses
@@ -17,30 +17,14 @@ from flax import nnx
 from jaxdeblur.forward import blur, blur_spatially_varying
 from jaxdeblur.models import ufpnet
 from jaxdeblur.models.ufpnet.task import reblur_at
-from tests.models.ufpnet.parts import assert_same, changed, one_step, part
 
 
-@pytest.fixture(scope="module")
-def stage_one():
+def test_stage_one_trains_the_code_net_only_and_ranks_by_the_kernel_estimation_loss():
     task = ufpnet.make_task(ufpnet.TINY_KERNEL)
-    return (task, *one_step(task))
-
-
-def test_a_stage_one_step_trains_only_the_code_net(stage_one):
-    task, initial, _, trained = stage_one
     assert task.best_metric == ("reblur_l1", "min")
-    assert_same(part(trained, "flow"), part(initial, "flow"))  # parameters and batch statistics
-    assert_same(part(trained, "deblur"), part(initial, "deblur"))
-    assert changed(part(trained, "code_net"), part(initial, "code_net"))
-
-
-def test_stage_one_evaluates_the_kernel_estimation_loss(stage_one):
-    task, _, _, trained = stage_one
-    trained.eval()
-    batch = jax.tree.map(jnp.asarray, task.eval_batches()[0])
-    metrics = nnx.jit(task.evaluate)(trained, batch)
-    identity = float(jnp.mean(jnp.abs(batch["sharp"] - batch["blurred"])[:, 2:-2, 2:-2]))
-    assert set(metrics) == {"reblur_l1"} and 0 < float(metrics["reblur_l1"]) < 2 * identity
+    model = nnx.eval_shape(lambda: task.init_model(nnx.Rngs(0)))
+    trained = {path[0] for path, _ in nnx.to_flat_state(nnx.state(model, task.trainable()))}
+    assert trained == {"code_net"} == set(ufpnet.task.TRAINED["kernel"])
 
 
 def test_stages_check_their_starting_weights():
@@ -58,14 +42,15 @@ def test_presets():
                                                                                       (1, 1, 1, 1))
     assert (paper.conditioned_levels, paper.code_widths, paper.code_middle_width, paper.code_middle_convs) == (
         3, (64, 128), 256, 5)
-    assert paper.prior.kernel_size == paper.degrade.kernel_size == 19 and paper.prior_weights == "kernel_prior-cpu"
+    assert paper.prior.kernel_size == paper.data.degrade.kernel_size == 19 and paper.prior_weights == "kernel_prior-cpu"
     for name, config in ufpnet.PRESETS.items():
         assert config.stage == ("kernel" if name.endswith("_kernel") else "deblur")
-    assert ufpnet.CPU.degrade.spatially_varying > 0 and ufpnet.CPU_KERNEL.ke_pixels > 0
+    assert ufpnet.CPU.data.degrade.spatially_varying > 0 and ufpnet.CPU_KERNEL.ke_pixels > 0
     with pytest.raises(ValueError, match="stage"):
         dataclasses.replace(paper, stage="everything")
     with pytest.raises(ValueError, match="prior.kernel_size"):
-        dataclasses.replace(ufpnet.TINY, degrade=dataclasses.replace(ufpnet.TINY.degrade, kernel_size=7))
+        dataclasses.replace(ufpnet.TINY, data=dataclasses.replace(
+            ufpnet.TINY.data, degrade=dataclasses.replace(ufpnet.TINY.data.degrade, kernel_size=7)))
 
 
 def test_reblur_at_pixels_equals_the_spatially_varying_blur_there():
