@@ -38,6 +38,7 @@ from jaxdeblur.color import COLOR_MODES, merge_color, split_color
 from jaxdeblur.config import AUTO_PRESET, resolve, resolve_preset
 from jaxdeblur.deconv import FINISH_LAM, finishing_step
 from jaxdeblur.engine.checkpoint import find_runs, newest_step, package_version, run_stamp, write_run_record
+from jaxdeblur.engine.method import DIPMethod
 from jaxdeblur.engine.runner import EngineOptions, image_offset, notify
 from jaxdeblur.estimate.support import AUTO as AUTO_KERNEL_SIZE
 from jaxdeblur.estimate.support import is_auto
@@ -249,16 +250,16 @@ def plan_batch(blurred_list: Sequence, kernel_sizes=None, method: str = "selfdeb
     platform = platform or jax.default_backend()
     method, method_reason = resolve_method(method, platform=platform)
     algorithm = get_method(method)
-    if AUTO_KERNEL_SIZE in sizes and not getattr(algorithm, "auto_kernel_size", False):
+    if AUTO_KERNEL_SIZE in sizes and not algorithm.auto_kernel_size:
         raise ValueError(f"kernel size 'auto' is for method 'map' only (it measures the blur with the MAP "
                          f"estimator); give method {method!r} a kernel size in pixels, e.g. the one "
                          "`jaxdeblur deblur --method map -k auto` chooses")
-    if color not in getattr(algorithm, "color_modes", COLOR_MODES):
+    if color not in algorithm.color_modes:
         raise ValueError(f"method {method!r} supports color={list(algorithm.color_modes)} only (it estimates the "
                          f"kernel from the luma and deconvolves every channel), got {color!r}")
     preset_name, reason = resolve_preset(algorithm.presets, preset, platform=platform,
-                                         auto=getattr(algorithm, "auto_preset", None),
-                                         auto_reason=getattr(algorithm, "auto_reason", None))
+                                         auto=algorithm.auto_preset,
+                                         auto_reason=algorithm.auto_reason)
     cfg = resolve(algorithm.presets, preset_name, config, iterations=iterations)
     init_cfg = check_init(init, init_config, algorithm)
 
@@ -333,7 +334,7 @@ def run_plan(plan: BatchPlan, *, options: EngineOptions | None = None) -> list[D
         notify(options, f"method: {plan.method} ({plan.method_reason})")
     if plan.preset_reason != "as asked":
         notify(options, f"preset: {plan.preset} ({plan.preset_reason}; {plan.config.iterations} iterations)")
-    if hasattr(algorithm, "run_images"):
+    if not isinstance(algorithm, DIPMethod):  # the MAP estimator: no engine run
         return _run_classical(plan, algorithm)
     results: list[DeblurResult | None] = [None] * len(plan.images)
     for group in plan.groups:

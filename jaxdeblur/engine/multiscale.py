@@ -11,9 +11,9 @@ first stage the generators can be fitted to given estimates instead (a
 `WarmStart`, at full scale: e.g. the MAP estimator's kernel and non-blind
 image, `jaxdeblur.methods.map_init`); a single-scale method runs that as a
 pipeline of one stage. Works for double-DIP methods; the networks fitted to
-the latent and to the kernel are "image" and "kernel" unless the method says
-otherwise (its optional hook `fit_networks(cfg) -> {"image": name, "kernel":
-name}`, e.g. the uncertainty method's kernel comes out of its "refine" net).
+the latent and to the kernel are the method's `fit_networks(cfg)` ("image"
+and "kernel" by default, `DIPMethod`; the uncertainty method's kernel comes
+out of its "refine" net).
 
 Geometry: with the 'valid' forward model a scale's latent image is
 (h + kh - 1, w + kw - 1) and the observed pixels sit at rows/columns
@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,9 @@ import numpy as np
 from jaxdeblur import kernels as K
 from jaxdeblur.engine.fitting import FitInfo, FitSettings, fit_generators
 from jaxdeblur.engine.runner import BatchOutcome, EngineOptions, init_batch, run_batch
+
+if TYPE_CHECKING:
+    from jaxdeblur.engine.method import DIPMethod
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,12 +170,10 @@ class WarmStart:
     tolerances: Tolerances
 
 
-def fit_networks(method, cfg) -> dict[str, str]:
-    """{"image": network fitted to the latent, "kernel": network fitted to the kernel}: the method's hook
-    `fit_networks(cfg)` if it has one, else the double-DIP names."""
-    if hasattr(method, "fit_networks"):
-        return dict(method.fit_networks(cfg))
-    return {"image": "image", "kernel": "kernel"}
+def fit_networks(method: DIPMethod, cfg) -> dict[str, str]:
+    """{"image": network fitted to the latent, "kernel": network fitted to the kernel}: the method's
+    `fit_networks(cfg)` (the base's default: the double-DIP names)."""
+    return dict(method.fit_networks(cfg))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,7 +229,7 @@ def _fit_targets(image, kernel, tol: Tolerances):
     return targets, tolerances
 
 
-def run_scales(method, stages: Sequence[Stage], ys, keys, *, options: EngineOptions = EngineOptions(),
+def run_scales(method: DIPMethod, stages: Sequence[Stage], ys, keys, *, options: EngineOptions = EngineOptions(),
                fit: FitSettings | None = None, tolerances: Tolerances | None = None, initial_kernels=None,
                transfer: bool = True, stage_options: Callable[[int, EngineOptions], EngineOptions] | None = None,
                warm_start: WarmStart | None = None) -> PipelineResult:

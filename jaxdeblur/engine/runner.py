@@ -16,7 +16,7 @@ import json
 import sys
 import time
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,9 @@ from jaxdeblur.engine.networks import build_networks
 from jaxdeblur.engine.state import RunState
 from jaxdeblur.engine.step import make_chunk
 from jaxdeblur.nets.conv import CPU_COMPILER_OPTIONS
+
+if TYPE_CHECKING:  # the base class imports this module (its `run` calls run_batch)
+    from jaxdeblur.engine.method import DIPMethod
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,20 +139,15 @@ def latent_shape(image_shape: tuple[int, int, int], kernel_size: tuple[int, int]
     return (h + kernel_size[0] - 1, w + kernel_size[1] - 1, c)
 
 
-def method_latent_shape(method, cfg, image_shape, kernel_size) -> tuple[int, int, int]:
-    """The latent a method's generator makes: its `latent_shape` hook if it has one, else `latent_shape`."""
-    if hasattr(method, "latent_shape"):
-        return tuple(method.latent_shape(cfg, tuple(image_shape), tuple(kernel_size)))
-    return latent_shape(tuple(image_shape), tuple(kernel_size))
+def method_latent_shape(method: DIPMethod, cfg, image_shape, kernel_size) -> tuple[int, int, int]:
+    """The latent a method's generator makes (its `latent_shape`; the base's default is `latent_shape`)."""
+    return tuple(method.latent_shape(cfg, tuple(image_shape), tuple(kernel_size)))
 
 
-def image_offset(method, cfg, kernel_size: tuple[int, int]) -> tuple[int, int]:
-    """(row, column) of the image's top-left pixel in the latent: the method's `image_offset` hook if it has
-    one, else ((kh - 1) // 2, (kw - 1) // 2) (the 'valid' model's observed region). Crop the image as
-    latent[oy:oy + H, ox:ox + W]."""
-    if hasattr(method, "image_offset"):
-        return tuple(method.image_offset(cfg, tuple(kernel_size)))
-    return ((kernel_size[0] - 1) // 2, (kernel_size[1] - 1) // 2)
+def image_offset(method: DIPMethod, cfg, kernel_size: tuple[int, int]) -> tuple[int, int]:
+    """(row, column) of the image's top-left pixel in the latent (its `image_offset`; the base's default is
+    ((kh - 1) // 2, (kw - 1) // 2), the 'valid' model's observed region). Crop latent[oy:oy + H, ox:ox + W]."""
+    return tuple(method.image_offset(cfg, tuple(kernel_size)))
 
 
 UNOPTIMISED = {"xla_backend_optimization_level": 0}  # for run-once programs where compile time dominates
@@ -158,13 +156,13 @@ UNOPTIMISED = {"xla_backend_optimization_level": 0}  # for run-once programs whe
 class _Program:
     """Compiled pieces for one (method, config, shapes, strategy, mesh)."""
 
-    def __init__(self, method, cfg, image_shape, kernel_size, strategy, mesh):
+    def __init__(self, method: DIPMethod, cfg, image_shape, kernel_size, strategy, mesh):
         self.method, self.cfg, self.mesh, self.strategy = method, cfg, mesh, strategy
         self.latent_shape = method_latent_shape(method, cfg, image_shape, kernel_size)
         self.kernel_size = kernel_size
         # the method's run-shared constants (frozen pretrained nets): one replicated copy, an argument of
         # every step (never a per-run leaf of the state, never baked into the compiled program)
-        self.shared = batching.replicate(method.shared(cfg) if hasattr(method, "shared") else {}, mesh)
+        self.shared = batching.replicate(method.shared(cfg), mesh)
         self.nets, self._init_params = build_networks(
             lambda rngs: method.networks(cfg, self.latent_shape, kernel_size, rngs))
         self.optimizer = method.optimizer(cfg)
@@ -215,7 +213,7 @@ class _Program:
         return tuple(jax.eval_shape(self.chunk_fn(1), state, self.shared)[1])
 
 @functools.lru_cache(maxsize=32)
-def _program(method, cfg, image_shape, kernel_size, strategy, mesh) -> _Program:
+def _program(method: DIPMethod, cfg, image_shape, kernel_size, strategy, mesh) -> _Program:
     return _Program(method, cfg, image_shape, kernel_size, strategy, mesh)
 
 
@@ -256,7 +254,7 @@ class _Runs:
             timings=timings, strategy=self.program.strategy, device=jax.devices()[0].device_kind)
 
 
-def init_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: jax.Array,
+def init_batch(method: DIPMethod, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: jax.Array,
                options: EngineOptions = EngineOptions()) -> tuple[Any, RunState]:
     """Initialises R runs (one key each) and returns (networks, host RunState batch).
 
@@ -269,7 +267,11 @@ def init_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: 
     return program.nets, _to_host(program.init(jnp.asarray(keys), jnp.asarray(ys)))
 
 
-def _get_program(method, cfg, image_shape, kernel_size, options):
+def _get_program(method: DIPMethod, cfg, image_shape, kernel_size, options):
+    from jaxdeblur.engine.method import DIPMethod  # noqa: PLC0415 - the base imports this module
+
+    if not isinstance(method, DIPMethod):
+        raise TypeError(f"the DIP engine runs subclasses of jaxdeblur.engine.DIPMethod, got {type(method).__name__}")
     mesh = batching.run_mesh(options.devices)
     strategy = batching.resolve_strategy(options.strategy, mesh.devices.flat[0].platform)
     if hasattr(cfg, "iterations"):  # the step does not depend on the run length: share the program
@@ -277,7 +279,7 @@ def _get_program(method, cfg, image_shape, kernel_size, options):
     return _program(method, cfg, tuple(image_shape), tuple(kernel_size), strategy, mesh)
 
 
-def run_batch(method, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: jax.Array, *,
+def run_batch(method: DIPMethod, cfg, ys: np.ndarray, kernel_size: tuple[int, int], keys: jax.Array, *,
               iterations: int, options: EngineOptions = EngineOptions(), state: RunState | None = None,
               meta: dict | None = None) -> BatchOutcome:
     """Runs `iterations` DIP steps on each of R blurred images, all in one compiled program.

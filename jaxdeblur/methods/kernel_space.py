@@ -67,22 +67,32 @@ from flax import nnx
 
 from jaxdeblur import kernels as K
 from jaxdeblur import losses
-from jaxdeblur.engine.runner import init_batch, run_batch
+from jaxdeblur.config import compress_schedule
+from jaxdeblur.engine.method import DIPMethod
+from jaxdeblur.engine.runner import EngineOptions, init_batch, run_batch
 from jaxdeblur.forward import blur
-from jaxdeblur.methods.selfdeblur import multistep_lr
-from jaxdeblur.nets import SkipGenerator
+from jaxdeblur.methods.selfdeblur import (FAST_GENERATOR, GeneratorConfig, grouped_adam, image_generator, noise_input,
+                                          perturbed)
 from jaxdeblur.nets.kernel_space import CodeHead, KernelSpace
 
 
 @dataclasses.dataclass(frozen=True)
-class KernelSpaceDIPConfig:
+class _Operator:
+    """The frozen operator's field, a base of `KernelSpaceDIPConfig` only so that `weights` stays its first
+    field (dataclass fields follow the bases: the config's repr, in every run record, is as before)."""
+
+    weights: str | None = "kernel_space-cpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSpaceDIPConfig(GeneratorConfig, _Operator):
     """Every number of a kernel-space DIP run (defaults: the reference's generic deblurring, see the module doc).
 
     weights: the frozen operator (a weights name, a weights folder, or None: untrained, tests only).
       Every preset but "tiny" uses the shipped "kernel_space-cpu" operator; the "paper" schedule with
       the paper's operator needs weights trained with the model's "paper" preset (a folder here).
-    Image generator: as SelfDeblur's (`input_channels` noise channels x `input_scale`, `channels_*`,
-    `nonlocal_levels`; the reference's ImageDIP has no non-local blocks).
+    Image generator: SelfDeblur's (`GeneratorConfig`'s fields: `input_channels` noise channels x
+    `input_scale`, `channels_*`, `nonlocal_levels`; the reference's ImageDIP has no non-local blocks).
     Code generator: `code_input_channels` noise channels (x input_scale) at the code grid x
     2^code_downsamples, `code_width`, `code_downsamples` stride-2 convs, `code_blocks` ResNet blocks.
     Schedule: `iterations` steps in all, the first `warmup_iterations` the warm-up, the second loss
@@ -92,13 +102,6 @@ class KernelSpaceDIPConfig:
     perceptual: None, or the user's feature extractor (see the module doc); perceptual_layer_weights.
     """
 
-    weights: str | None = "kernel_space-cpu"
-    input_channels: int = 8
-    input_scale: float = 0.1
-    input_noise_std: float = 0.001
-    channels_down: tuple[int, ...] = (128, 128, 128, 128, 128)
-    channels_up: tuple[int, ...] = (128, 128, 128, 128, 128)
-    channels_skip: tuple[int, ...] = (16, 16, 16, 16, 16)
     nonlocal_levels: tuple[int, ...] = ()
     code_input_channels: int = 64
     code_width: int = 64
@@ -178,32 +181,25 @@ def perceptual_distance(features: Callable, layer_weights: tuple[float, ...], a:
     return sum(w * jnp.mean(jnp.abs(u - v)) for w, u, v in zip(layer_weights, fa, fb))
 
 
-class KernelSpaceDIP:
+class KernelSpaceDIP(DIPMethod):
     """The kernel-space DIP method for the DIP engine (networks "image" and "code"; F is run-shared)."""
 
     name = "kernel_space"
     presets = {
         "paper": KernelSpaceDIPConfig(),
-        # CPU setting: SelfDeblur's "fast" image net, a code generator of width 32 (3 stride-2 convs, 2
-        # blocks), the paper's schedule compressed 5x (60 warm-up + 1000 iterations) and 10x the
+        # CPU setting: the fast generator (as SelfDeblur's "fast"), a code generator of width 32 (3 stride-2
+        # convs, 2 blocks), the paper's schedule compressed 5x (60 warm-up + 1000 iterations) and 10x the
         # learning rates (measured on 48 px set12 crops, 200 iterations: 5e-4 left 2 of 4 inputs below
         # the blurred input's aligned PSNR, 5e-3 improved all 4 by 0.2-3.2 dB).
-        "fast": KernelSpaceDIPConfig(channels_down=(32,) * 4, channels_up=(32,) * 4, channels_skip=(16,) * 4,
-                                     code_input_channels=16, code_width=32, code_downsamples=3, code_blocks=2,
-                                     iterations=1060, warmup_iterations=60, second_phase_from=560,
-                                     lr_image=5e-3, lr_code=5e-3, lr_milestones=(260, 460, 660, 860)),
+        "fast": compress_schedule(dataclasses.replace(
+            KernelSpaceDIPConfig(), **FAST_GENERATOR.generator_fields(), code_input_channels=16, code_width=32,
+            code_downsamples=3, code_blocks=2, lr_image=5e-3, lr_code=5e-3), 1060),
         # Tests: an untrained tiny operator, tiny generators, 12 iterations (4 warm-up, switch at 8).
         "tiny": KernelSpaceDIPConfig(weights=None, input_channels=4, channels_down=(8, 8), channels_up=(8, 8),
                                      channels_skip=(4, 4), code_input_channels=4, code_width=8, code_downsamples=1,
                                      code_blocks=1, iterations=12, warmup_iterations=4, second_phase_from=8,
                                      lr_milestones=(6, 10)),
     }
-
-    def __hash__(self):
-        return hash(type(self))
-
-    def __eq__(self, other):
-        return type(self) is type(other)
 
     # -- the engine's hooks ----------------------------------------------------------------
     def shared(self, cfg: KernelSpaceDIPConfig) -> dict:
@@ -226,9 +222,7 @@ class KernelSpaceDIP:
     def networks(self, cfg: KernelSpaceDIPConfig, latent_shape, kernel_size, rngs: nnx.Rngs):
         code_dim = self.code_grid(cfg, latent_shape)[2]
         return {
-            "image": SkipGenerator(cfg.input_channels, latent_shape[2], channels_down=cfg.channels_down,
-                                   channels_up=cfg.channels_up, channels_skip=cfg.channels_skip,
-                                   nonlocal_levels=cfg.nonlocal_levels, rngs=rngs),
+            "image": image_generator(cfg, latent_shape[2], rngs),
             "code": CodeHead(cfg.code_input_channels, width=cfg.code_width, code_dim=code_dim,
                              downsamples=cfg.code_downsamples, blocks=cfg.code_blocks, rngs=rngs),
         }
@@ -238,8 +232,8 @@ class KernelSpaceDIP:
         h, w, _ = latent_shape
         ch, cw, _ = self.code_grid(cfg, latent_shape)
         scale = 2**cfg.code_downsamples
-        return {"image": cfg.input_scale * jax.random.uniform(k_x, (1, h, w, cfg.input_channels)),
-                "code": cfg.input_scale * jax.random.uniform(k_k, (1, ch * scale, cw * scale, cfg.code_input_channels))}
+        return {"image": noise_input(cfg, k_x, (1, h, w, cfg.input_channels)),
+                "code": noise_input(cfg, k_k, (1, ch * scale, cw * scale, cfg.code_input_channels))}
 
     def init_method_state(self, cfg, latent_shape, kernel_size):
         """{"warmup_code": zeros (ch, cw, D), filled by `run`; "kernel": zeros (kh, kw), the reported support}."""
@@ -248,13 +242,9 @@ class KernelSpaceDIP:
 
     def generate(self, cfg, nets, params, net_state, inputs, key=None):
         """Both generators: (image (H, W, C), code (ch, cw, D), new net state); input noise with a key."""
-        z_x, z_k = inputs["image"], inputs["code"]
-        if key is not None:
-            k_x, k_k = jax.random.split(key)
-            z_x = z_x + cfg.input_noise_std * jax.random.normal(k_x, z_x.shape)
-            z_k = z_k + cfg.input_noise_std * jax.random.normal(k_k, z_k.shape)
-        image, image_state = nets.apply("image", params, net_state, z_x)
-        code, code_state = nets.apply("code", params, net_state, z_k)
+        k_x, k_k = jax.random.split(key) if key is not None else (None, None)
+        image, image_state = nets.apply("image", params, net_state, perturbed(cfg, inputs["image"], k_x))
+        code, code_state = nets.apply("code", params, net_state, perturbed(cfg, inputs["code"], k_k))
         return image[0], code[0], {"image": image_state, "code": code_state}
 
     def loss(self, cfg, nets, params, net_state, inputs, method_state, y, step, key):
@@ -294,10 +284,7 @@ class KernelSpaceDIP:
         return x, kernel, {"code": code, "reblurred": reblurred}
 
     def optimizer(self, cfg: KernelSpaceDIPConfig) -> optax.GradientTransformation:
-        rates = {"image": cfg.lr_image, "code": cfg.lr_code}
-        return optax.multi_transform(
-            {name: optax.adam(multistep_lr(lr, cfg.lr_milestones, cfg.lr_gamma)) for name, lr in rates.items()},
-            param_labels=lambda params: {name: jax.tree.map(lambda _: name, tree) for name, tree in params.items()})
+        return grouped_adam({"image": cfg.lr_image, "code": cfg.lr_code}, cfg.lr_milestones, cfg.lr_gamma)
 
     # -- the run -----------------------------------------------------------------------------
     def warmup_codes(self, cfg: KernelSpaceDIPConfig, ys, kernel_size) -> np.ndarray:
@@ -311,8 +298,11 @@ class KernelSpaceDIP:
         k0 = K.gaussian(tuple(kernel_size), sigma)
         return np.stack([np.asarray(_warmup_code(graphdef, state, jnp.asarray(y), k0)) for y in np.asarray(ys)])
 
-    def run(self, cfg: KernelSpaceDIPConfig, ys, kernel_size, keys, options):
-        """Runs the method on a batch ys (R, H, W, C): warm-up codes, then one stage of cfg.iterations."""
+    def run(self, cfg: KernelSpaceDIPConfig, ys, kernel_size, keys, options=EngineOptions(), init=None):
+        """Runs the method on a batch ys (R, H, W, C): warm-up codes, then one stage of cfg.iterations
+        (no warm start: `init` must be None)."""
+        if init is not None:
+            raise ValueError(f"method {self.name!r} cannot start from a warm start (its inits: {list(self.inits)})")
         if not isinstance(cfg, KernelSpaceDIPConfig):
             raise TypeError(f"kernel_space needs a KernelSpaceDIPConfig, got {type(cfg).__name__}")
         ys = np.asarray(ys, np.float32)

@@ -48,13 +48,11 @@ import math
 import numpy as np
 
 from jaxdeblur import kernels as K
+from jaxdeblur.config import NEVER, compress_schedule
 from jaxdeblur.engine.fitting import FitSettings
 from jaxdeblur.engine.multiscale import Stage, Tolerances, WarmStart, fit_extras, run_scales, scale_plan
-from jaxdeblur.config import NEVER
+from jaxdeblur.engine.runner import EngineOptions
 from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur
-
-_FAST = SelfDeblur.presets["fast"]
-_TINY = SelfDeblur.presets["tiny"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,19 +121,14 @@ class Kotera(SelfDeblur):
     name = "kotera"
     presets = {
         "paper": KoteraConfig(),
-        # CPU setting: SelfDeblur's "fast" networks, 1000 final iterations with
-        # every switch point and milestone compressed 5x; 100 per coarse scale.
-        "fast": KoteraConfig(channels_down=_FAST.channels_down, channels_up=_FAST.channels_up,
-                             channels_skip=_FAST.channels_skip, nonlocal_levels=_FAST.nonlocal_levels,
-                             kernel_hidden=_FAST.kernel_hidden, iterations=1000, lr_milestones=(400, 600, 800),
-                             ssim_from=400, tv_from=400, kernel_l2_until=400, coarse_iterations=100,
-                             fit_max_iterations=500),
+        # CPU setting: SelfDeblur's "fast" networks, 1000 final iterations with every switch point, milestone and
+        # coarse scale compressed 5x (100 per coarse scale); fits capped at 500 updates.
+        "fast": compress_schedule(dataclasses.replace(KoteraConfig(), **SelfDeblur.presets["fast"].network_fields(),
+                                                      fit_max_iterations=500), 1000),
         # Tests: SelfDeblur's tiny networks, 20 final / 10 coarse iterations, switches at 10.
-        "tiny": KoteraConfig(channels_down=_TINY.channels_down, channels_up=_TINY.channels_up,
-                             channels_skip=_TINY.channels_skip, nonlocal_levels=_TINY.nonlocal_levels,
-                             kernel_code=_TINY.kernel_code, kernel_hidden=_TINY.kernel_hidden, iterations=20,
-                             lr_milestones=(10, 15), ssim_from=10, tv_from=10, kernel_l2_until=10,
-                             coarse_iterations=10, fit_max_iterations=20),
+        "tiny": KoteraConfig(**SelfDeblur.presets["tiny"].network_fields(), iterations=20, lr_milestones=(10, 15),
+                             ssim_from=10, tv_from=10, kernel_l2_until=10, coarse_iterations=10,
+                             fit_max_iterations=20),
     }
 
     def plan(self, cfg: KoteraConfig, image_size: tuple[int, int], kernel_size: tuple[int, int]):
@@ -159,7 +152,7 @@ class Kotera(SelfDeblur):
         return (FitSettings(cfg.fit_max_iterations, (("image", cfg.fit_lr_image), ("kernel", cfg.fit_lr_kernel))),
                 Tolerances(cfg.fit_image_rmse, cfg.fit_kernel_rmse))
 
-    def run(self, cfg: KoteraConfig, ys, kernel_size, keys, options, init: WarmStart | None = None):
+    def run(self, cfg: KoteraConfig, ys, kernel_size, keys, options=EngineOptions(), init: WarmStart | None = None):
         """Runs the pipeline on a batch ys (R, H, W, C); the BatchOutcome of the last scale (see module doc).
 
         init: a WarmStart (full-scale estimates, e.g. MAP's: `jaxdeblur.methods.map_init`) the generators of

@@ -1,6 +1,8 @@
 """The classical MAP estimator as a method of `jaxdeblur.deblur` (method="map").
 
-Not a DIP method: there is no generator and no engine run. The estimator is
+Not a DIP method (`MapMethod` subclasses `jaxdeblur.engine.method.BlindMethod`,
+the declarations the API reads of every method, not `DIPMethod`): there is no
+generator and no engine run. The estimator is
 `jaxdeblur.estimate` (Pan et al.'s L0 prior, coarse to fine, vmapped over
 images); this module only tells the API how to call it:
 
@@ -29,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxdeblur.engine.method import BlindMethod
 from jaxdeblur.estimate import PRESETS, MapConfig, MapResult, deconvolve, map_deblur_batch
 from jaxdeblur.models.weights import load_weights
 
@@ -40,8 +43,12 @@ def denoiser_for(config: MapConfig):
     return load_weights(config.denoiser, model="denoiser").fn.apply
 
 
-class MapMethod:
-    """method="map": blind MAP kernel estimation + the non-blind step (learned plug-and-play by default)."""
+class MapMethod(BlindMethod):
+    """method="map": blind MAP kernel estimation + the non-blind step (learned plug-and-play by default).
+
+    A `BlindMethod` (what the API reads of every method), not a `DIPMethod`: no networks, no engine run;
+    the API hands it whole groups of images (`run_images`) instead.
+    """
 
     name = "map"
     presets: dict[str, MapConfig] = PRESETS

@@ -116,7 +116,7 @@ def check_init(init, config, method) -> MapInitConfig | None:
         return None
     if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"init must be None (the method's own start) or one of {list(INITS)}, got {init!r}")
-    if init not in getattr(method, "inits", ()):
+    if init not in method.inits:
         raise ValueError(f"init={init!r} starts a DIP method's generators (selfdeblur, kotera, uncertainty); "
                          f"method {method.name!r} cannot start from it")
     return init_config(config)

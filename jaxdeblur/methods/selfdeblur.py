@@ -16,6 +16,7 @@ iteration, kernel l2 before an iteration), zero in SelfDeblur's presets.
 from __future__ import annotations
 
 import dataclasses
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -24,23 +25,26 @@ import optax
 from flax import nnx
 
 from jaxdeblur import losses
+from jaxdeblur.config import compress_schedule
+from jaxdeblur.engine.method import DIPMethod
 from jaxdeblur.engine.multiscale import ScaleSize, Stage, WarmStart, fit_extras, run_scales
-from jaxdeblur.engine.runner import run_batch
+from jaxdeblur.engine.runner import EngineOptions
 from jaxdeblur.forward import blur
 from jaxdeblur.nets import KernelGenerator, SkipGenerator
 
 
 @dataclasses.dataclass(frozen=True)
-class DIPConfig:
-    """Every number of a double-DIP run (defaults: SelfDeblur's reference settings).
+class GeneratorConfig:
+    """The image generator (SelfDeblur's skip encoder-decoder, `nets.SkipGenerator`) and its fixed input.
 
-    Networks: `input_channels` noise channels scaled by `input_scale`, plus
-    Gaussian noise of std `input_noise_std` each step; skip generator widths
-    per level; kernel FCN `kernel_code` -> `kernel_hidden` -> kh*kw.
-    Optimisation: Adam with `lr_image` / `lr_kernel`, multiplied by `lr_gamma`
-    at each of `lr_milestones`; `iterations` steps.
-    Loss (iteration i): MSE if i < ssim_from else 1 - SSIM;
-    + tv_weight * TV(image) if i >= tv_from; + kernel_l2_weight * ||k||^2 if i < kernel_l2_until.
+    One declaration for every method config whose image comes out of this
+    generator (`DIPConfig` and so Kotera's and the uncertainty method's,
+    `KernelSpaceDIPConfig`): flat fields, inherited, so the configs' `--set`
+    names, records and checkpoint stamps are the fields' own names.
+    Input: `input_channels` noise channels scaled by `input_scale`, plus
+    Gaussian noise of std `input_noise_std` each step. Widths per level:
+    `channels_down` / `channels_up` / `channels_skip`; non-local blocks at
+    `nonlocal_levels`. Defaults: SelfDeblur's reference settings.
     """
 
     input_channels: int = 8
@@ -50,6 +54,48 @@ class DIPConfig:
     channels_up: tuple[int, ...] = (128, 128, 128, 128, 128)
     channels_skip: tuple[int, ...] = (16, 16, 16, 16, 16)
     nonlocal_levels: tuple[int, ...] = (2, 3, 4)
+
+    def generator_fields(self) -> dict:
+        """{field: value} of the generator's fields, to give another config the same generator
+        (`dataclasses.replace(cfg, **gen.generator_fields())`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(GeneratorConfig)}
+
+
+# The generator of the "fast" presets (CPU: 4 levels of 32 channels, 16 skip, no non-local blocks) and of the
+# "tiny" ones (tests: 2 levels of 8 channels, a non-local block at level 1).
+FAST_GENERATOR = GeneratorConfig(channels_down=(32,) * 4, channels_up=(32,) * 4, channels_skip=(16,) * 4,
+                                 nonlocal_levels=())
+TINY_GENERATOR = GeneratorConfig(channels_down=(8, 8), channels_up=(8, 8), channels_skip=(4, 4), nonlocal_levels=(1,))
+
+
+def image_generator(cfg: GeneratorConfig, channels: int, rngs: nnx.Rngs) -> SkipGenerator:
+    """The config's image generator making `channels` output channels."""
+    return SkipGenerator(cfg.input_channels, channels, channels_down=cfg.channels_down, channels_up=cfg.channels_up,
+                         channels_skip=cfg.channels_skip, nonlocal_levels=cfg.nonlocal_levels, rngs=rngs)
+
+
+def noise_input(cfg: GeneratorConfig, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """A fixed generator input: uniform noise in [0, input_scale) of `shape`."""
+    return cfg.input_scale * jax.random.uniform(key, shape)
+
+
+def perturbed(cfg: GeneratorConfig, z: jax.Array, key: jax.Array | None) -> jax.Array:
+    """A generator input for one step: z + N(0, input_noise_std^2) with a key (training), z without."""
+    return z if key is None else z + cfg.input_noise_std * jax.random.normal(key, z.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class DIPConfig(GeneratorConfig):
+    """Every number of a double-DIP run (defaults: SelfDeblur's reference settings).
+
+    Networks: the image generator (`GeneratorConfig`'s fields); kernel FCN
+    `kernel_code` -> `kernel_hidden` -> kh*kw.
+    Optimisation: Adam with `lr_image` / `lr_kernel`, multiplied by `lr_gamma`
+    at each of `lr_milestones`; `iterations` steps.
+    Loss (iteration i): MSE if i < ssim_from else 1 - SSIM;
+    + tv_weight * TV(image) if i >= tv_from; + kernel_l2_weight * ||k||^2 if i < kernel_l2_until.
+    """
+
     kernel_code: int = 200
     kernel_hidden: int = 1000
     iterations: int = 5000
@@ -63,10 +109,25 @@ class DIPConfig:
     kernel_l2_weight: float = 0.0
     kernel_l2_until: int = 0
 
+    def network_fields(self) -> dict:
+        """{field: value} of both networks (the generator's fields, kernel_code, kernel_hidden), to give another
+        double-DIP config the same networks."""
+        return {**self.generator_fields(), "kernel_code": self.kernel_code, "kernel_hidden": self.kernel_hidden}
+
 
 def multistep_lr(lr: float, milestones: tuple[int, ...], gamma: float) -> optax.Schedule:
     """PyTorch MultiStepLR as an optax schedule: lr * gamma^(number of milestones <= step)."""
     return optax.piecewise_constant_schedule(lr, {int(m): gamma for m in milestones})
+
+
+def grouped_adam(rates: Mapping[str, float], milestones: tuple[int, ...], gamma: float,
+                 group: Mapping[str, str] | None = None) -> optax.GradientTransformation:
+    """Adam per group of networks over the params dict {network: params}: group g at rates[g] x gamma at each
+    milestone (`multistep_lr`); `group` maps a network to its group (default: its own name)."""
+    group = dict(group or {})
+    return optax.multi_transform(
+        {name: optax.adam(multistep_lr(lr, milestones, gamma)) for name, lr in rates.items()},
+        param_labels=lambda params: {n: jax.tree.map(lambda _: group.get(n, n), tree) for n, tree in params.items()})
 
 
 def dip_loss_terms(cfg: DIPConfig, latent: jax.Array, kernel: jax.Array, y: jax.Array,
@@ -86,44 +147,32 @@ def dip_loss_terms(cfg: DIPConfig, latent: jax.Array, kernel: jax.Array, y: jax.
     return terms
 
 
-class SelfDeblur:
+class SelfDeblur(DIPMethod):
     """The SelfDeblur method for the DIP engine (see `jaxdeblur.engine.method`)."""
 
     name = "selfdeblur"
     inits = ("map",)  # starts a run can take besides its random one (`run(init=...)`, `jaxdeblur.methods.map_init`)
     presets = {
         "paper": DIPConfig(),
-        # CPU setting: 4 levels of 32 channels, 16 skip, no non-local blocks,
-        # 1000 iterations with the schedule compressed 5x.
-        "fast": DIPConfig(channels_down=(32,) * 4, channels_up=(32,) * 4, channels_skip=(16,) * 4,
-                          nonlocal_levels=(), kernel_hidden=500, iterations=1000, lr_milestones=(400, 600, 800),
-                          ssim_from=200),
-        "tiny": DIPConfig(channels_down=(8, 8), channels_up=(8, 8), channels_skip=(4, 4), nonlocal_levels=(1,),
-                          kernel_code=16, kernel_hidden=32, iterations=20, lr_milestones=(10, 15), ssim_from=10),
+        # CPU setting: the fast generator (4 levels of 32 channels, 16 skip, no non-local blocks), a kernel FCN
+        # of 500, 1000 iterations with the schedule compressed 5x.
+        "fast": compress_schedule(dataclasses.replace(DIPConfig(), **FAST_GENERATOR.generator_fields(),
+                                                      kernel_hidden=500), 1000),
+        "tiny": DIPConfig(**TINY_GENERATOR.generator_fields(), kernel_code=16, kernel_hidden=32, iterations=20,
+                          lr_milestones=(10, 15), ssim_from=10),
     }
-
-    def __hash__(self):
-        return hash(type(self))
-
-    def __eq__(self, other):
-        return type(self) is type(other)
 
     def networks(self, cfg: DIPConfig, latent_shape, kernel_size, rngs: nnx.Rngs):
         return {
-            "image": SkipGenerator(cfg.input_channels, latent_shape[2], channels_down=cfg.channels_down,
-                                   channels_up=cfg.channels_up, channels_skip=cfg.channels_skip,
-                                   nonlocal_levels=cfg.nonlocal_levels, rngs=rngs),
+            "image": image_generator(cfg, latent_shape[2], rngs),
             "kernel": KernelGenerator(kernel_size, in_features=cfg.kernel_code, hidden=cfg.kernel_hidden, rngs=rngs),
         }
 
     def inputs(self, cfg: DIPConfig, key, latent_shape):
         k_x, k_k = jax.random.split(key)
         h, w, _ = latent_shape
-        return {"image": cfg.input_scale * jax.random.uniform(k_x, (1, h, w, cfg.input_channels)),
-                "kernel": cfg.input_scale * jax.random.uniform(k_k, (cfg.kernel_code,))}
-
-    def init_method_state(self, cfg, latent_shape, kernel_size):
-        return {}
+        return {"image": noise_input(cfg, k_x, (1, h, w, cfg.input_channels)),
+                "kernel": noise_input(cfg, k_k, (cfg.kernel_code,))}
 
     def generate(self, cfg: DIPConfig, nets, params, net_state, inputs, key=None):
         """Runs both generators: (latent (H+kh-1, W+kw-1, C), kernel (kh, kw), new net state).
@@ -131,10 +180,7 @@ class SelfDeblur:
         With a key, the image input is perturbed by N(0, input_noise_std^2) (training);
         without, the clean input is used (the final estimate).
         """
-        z = inputs["image"]
-        if key is not None:
-            z = z + cfg.input_noise_std * jax.random.normal(key, z.shape)
-        latent, image_state = nets.apply("image", params, net_state, z)
+        latent, image_state = nets.apply("image", params, net_state, perturbed(cfg, inputs["image"], key))
         kernel, kernel_state = nets.apply("kernel", params, net_state, inputs["kernel"])
         return latent[0], kernel, {"image": image_state, "kernel": kernel_state}
 
@@ -148,12 +194,9 @@ class SelfDeblur:
         return latent, kernel, {}
 
     def optimizer(self, cfg: DIPConfig) -> optax.GradientTransformation:
-        rates = {"image": cfg.lr_image, "kernel": cfg.lr_kernel}
-        return optax.multi_transform(
-            {name: optax.adam(multistep_lr(lr, cfg.lr_milestones, cfg.lr_gamma)) for name, lr in rates.items()},
-            param_labels=lambda params: {name: jax.tree.map(lambda _: name, tree) for name, tree in params.items()})
+        return grouped_adam({"image": cfg.lr_image, "kernel": cfg.lr_kernel}, cfg.lr_milestones, cfg.lr_gamma)
 
-    def run(self, cfg: DIPConfig, ys, kernel_size, keys, options, init: WarmStart | None = None):
+    def run(self, cfg: DIPConfig, ys, kernel_size, keys, options=EngineOptions(), init: WarmStart | None = None):
         """Runs the whole method on a batch (R, H, W, C): one stage of cfg.iterations.
 
         init: a WarmStart (e.g. the MAP estimator's kernel and non-blind image, `jaxdeblur.methods.map_init`):
@@ -162,7 +205,7 @@ class SelfDeblur:
         "fit_s".
         """
         if init is None:
-            return run_batch(self, cfg, ys, kernel_size, keys, iterations=cfg.iterations, options=options)
+            return super().run(cfg, ys, kernel_size, keys, options)
         ys = np.asarray(ys, np.float32)
         stage = Stage(cfg, ScaleSize(1.0, tuple(ys.shape[1:3]), tuple(kernel_size)), cfg.iterations)
         result = run_scales(self, [stage], ys, keys, options=options, warm_start=init)

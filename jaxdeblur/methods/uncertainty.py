@@ -57,8 +57,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxdeblur.config import NEVER
-from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur, dip_loss_terms, multistep_lr
+from jaxdeblur.config import NEVER, compress_schedule
+from jaxdeblur.methods.selfdeblur import DIPConfig, SelfDeblur, dip_loss_terms, grouped_adam, perturbed
 from jaxdeblur.nets import KernelGenerator, RefinementNet
 from jaxdeblur.nets.edge_attention import GatedEdgeAttention, ring_buffer_init, ring_buffer_push
 
@@ -161,14 +161,12 @@ class Uncertainty(SelfDeblur):
     name = "uncertainty"
     presets = {
         "paper": UncertaintyConfig(),
-        # CPU setting: SelfDeblur's "fast" generator, 1000 iterations with the
-        # schedule compressed 5x (halved every 200), refinement width 500.
-        "fast": UncertaintyConfig(channels_down=(32,) * 4, channels_up=(32,) * 4, channels_skip=(16,) * 4,
-                                  nonlocal_levels=(), kernel_hidden=500, refine_hidden=500, iterations=1000,
-                                  lr_milestones=(200, 400, 600, 800)),
-        # Tests: seconds on a CPU.
-        "tiny": UncertaintyConfig(channels_down=(8, 8), channels_up=(8, 8), channels_skip=(4, 4), nonlocal_levels=(1,),
-                                  kernel_code=16, kernel_hidden=32, refine_hidden=16, iterations=20,
+        # CPU setting: SelfDeblur's "fast" networks, 1000 iterations with the schedule compressed 5x (halved
+        # every 200), refinement width 500.
+        "fast": compress_schedule(dataclasses.replace(
+            UncertaintyConfig(), **SelfDeblur.presets["fast"].network_fields(), refine_hidden=500), 1000),
+        # Tests: seconds on a CPU (SelfDeblur's tiny networks).
+        "tiny": UncertaintyConfig(**SelfDeblur.presets["tiny"].network_fields(), refine_hidden=16, iterations=20,
                                   lr_milestones=(5, 10, 15), mc_samples=4, history=2, window=3, gate_hidden=4),
     }
 
@@ -222,11 +220,8 @@ class Uncertainty(SelfDeblur):
 
     def optimizer(self, cfg: UncertaintyConfig) -> optax.GradientTransformation:
         """Adam per group: image generator + attention at lr_image, kernel + refinement nets at lr_kernel."""
-        group = {"image": "image", "attention": "image", "kernel": "kernel", "refine": "kernel"}
-        rates = {"image": cfg.lr_image, "kernel": cfg.lr_kernel}
-        return optax.multi_transform(
-            {name: optax.adam(multistep_lr(lr, cfg.lr_milestones, cfg.lr_gamma)) for name, lr in rates.items()},
-            param_labels=lambda params: {n: jax.tree.map(lambda _: group[n], tree) for n, tree in params.items()})
+        return grouped_adam({"image": cfg.lr_image, "kernel": cfg.lr_kernel}, cfg.lr_milestones, cfg.lr_gamma,
+                            group={"image": "image", "attention": "image", "kernel": "kernel", "refine": "kernel"})
 
     # --------------------------------------------------------------- branches
     def image(self, cfg, nets, params, net_state, inputs, method_state, key=None):
@@ -237,9 +232,7 @@ class Uncertainty(SelfDeblur):
         (newest first); without a key (final estimate) the clean input is
         used and the buffer is left as it is.
         """
-        z = inputs["image"]
-        if key is not None:
-            z = z + cfg.input_noise_std * jax.random.normal(key, z.shape)
+        z = perturbed(cfg, inputs["image"], key)
         if not cfg.attention:
             latent, image_state = nets.apply("image", params, net_state, z)
             return latent[0], {"image": image_state}, method_state
