@@ -7,11 +7,15 @@
     models.available()                           # ["nafnet-cpu", ...]: weights found
 
 A model is a module (``jaxdeblur/models/<m>/__init__.py`` or a single file)
-registered in `registry.MODELS` ({"nafnet": "jaxdeblur.models.nafnet"}),
-imported on first use. It offers:
+registered in `registry.MODELS` ({"nafnet": "jaxdeblur.models.nafnet"}) by one
+line, imported on first use (the smallest: tests/train/toy.py; every registered
+model passes tests/models/test_contract.py). It offers:
 
 - ``PRESETS: dict[str, Config]``: frozen config dataclasses ("cpu", "paper",
-  "tiny", ...), each with a field ``train: jaxdeblur.train.TrainSettings``;
+  "tiny", ...), each with a field ``train: jaxdeblur.train.TrainSettings``
+  (and, for the models trained on image folders, ``optim:
+  jaxdeblur.models.optim.OptimConfig`` and ``data:
+  jaxdeblur.models.folder_data.DataConfig``);
 - ``make_task(config, *, data=None) -> jaxdeblur.train.Task``: the training
   task; `data` is a folder (str or Path) or None for the model's default data;
 - ``build_model(config, *, rngs: nnx.Rngs) -> nnx.Module``: the network of a

@@ -58,6 +58,11 @@ SLOW = {"region": "builds MAP-estimator labels of its images first (~40 s); test
                   "trains the tiny preset through the trainer and loads the shipped weights"}
 
 
+# Check metrics of the tiny export computed only with --runslow, with why (the model's own tests compute them).
+SLOW_CHECK = {"ufpnet": "compiles the whole UFPNet's inference (flow decode of every pixel); "
+                        "tests/models/ufpnet/test_shipped.py loads the shipped weights and reproduces their check metrics"}
+
+
 def _param(name):
     return pytest.param(name, marks=pytest.mark.slow(reason=SLOW[name])) if name in SLOW else name
 
@@ -140,7 +145,14 @@ def test_exported_weights_load_to_the_same_config_and_variables(trained):
     assert loaded.manifest["steps"] == 1 and loaded.manifest["metrics"] == pytest.approx(trained["metrics"])
     exported = nnx.state(trained["program"].model(trained["state"]))
     assert _leaves_equal(nnx.state(loaded.model), exported)
+
+
+def test_the_loaded_models_check_metrics_are_finite(trained, request):
     check = getattr(trained["module"], "check_metrics", None)
-    if check is not None:
-        measured = check(loaded.fn, loaded.config)
-        assert measured and all(math.isfinite(v) for v in measured.values()), measured
+    if check is None:
+        pytest.skip(f"{trained['name']} has no check_metrics (optional)")
+    if trained["name"] in SLOW_CHECK and not request.config.getoption("--runslow"):
+        pytest.skip(f"slow: {SLOW_CHECK[trained['name']]} (run with --runslow)")
+    loaded = trained["loaded"]
+    measured = check(loaded.fn, loaded.config)
+    assert measured and all(math.isfinite(v) for v in measured.values()), measured

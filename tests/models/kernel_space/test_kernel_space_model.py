@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from jaxdeblur import kernels, models
 from jaxdeblur.data.degrade import DegradeConfig, tile_size
@@ -17,6 +16,8 @@ from jaxdeblur.forward import blur
 from jaxdeblur.metrics import psnr_per_image
 from jaxdeblur.models import kernel_space as ks
 from jaxdeblur.train import export
+from jaxdeblur.train.parallel import data_mesh
+from jaxdeblur.train.program import program_for
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def tiny_weights(tmp_path_factory):
     """A tiny model (as initialised: the transfer's shapes and batching do not need training), exported."""
     root = tmp_path_factory.mktemp("weights")
     task = ks.make_task(ks.TINY)
-    export(task, task.init_model(nnx.Rngs(0)), root, preset="tiny", data={"source": "none"}, metrics={})
+    state = program_for(task, data_mesh()).initial_state(ks.TINY.train.seed)  # the contract test's init program
+    export(task, state, root, preset="tiny", data={"source": "none"}, metrics={})
     return root
 
 
