@@ -18,6 +18,14 @@ Presets (each derived from `PAPER` with `dataclasses.replace`):
   quantised. Data: train400 (gray, repeated to RGB) plus the scikit-image
   photos (``--data train400:skimage:skimage:skimage:skimage``, see
   `jaxdeblur.data.sources.task_sources`).
+  Measured (experiments/results/real_blur_check_cpu.md): it gains LESS on
+  colour photos than the gray ``"cpu"`` model run channel by channel (its
+  colour training data is 4 photos), so its weights are not shipped.
+- ``"shake"``: the ``"cpu"`` model fine-tuned (starting from the shipped
+  ``nafnet-cpu``, 3000 more steps at lr 3e-4) on degradations like real
+  camera shake: half of the crops get a spatially varying field of 3 x 3
+  motion kernels, trajectories of 2-18 px, 0-2% noise, 8-bit. Gray: it
+  restores colour photos channel by channel.
 - ``"tiny"``: for tests (seconds).
 """
 
@@ -48,6 +56,9 @@ class NAFNetConfig:
         or sharp images blurred on the fly by `data.degrade`, the held-out
         images and the fixed validation set.
       train: the trainer's settings (steps, batch size, periods, seed).
+      init_weights: None (a random start) or shipped weights / a weights
+        folder of a NAFNet with the same network fields to start from
+        (`jaxdeblur.models.load_weights`): a fine-tuning.
     """
 
     # the flat fields of the configs written before `optim` / `data` existed (manifests, checkpoint stamps)
@@ -62,6 +73,7 @@ class NAFNetConfig:
     data: DataConfig = DataConfig(paired=True, degrade=DegradeConfig(crop=256, kernel_size=31))
     train: TrainSettings = TrainSettings(steps=200_000, batch_size=32, eval_every=5000, checkpoint_every=5000,
                                          log_every=100)
+    init_weights: str | None = None
 
     def __post_init__(self):
         if len(self.enc_blocks) != len(self.dec_blocks):
@@ -91,6 +103,15 @@ RGB = dataclasses.replace(
         grid=(3, 3), noise_sigma=(0.0, 0.02))),
 )
 
+SHAKE = dataclasses.replace(
+    CPU,
+    init_weights="nafnet-cpu",
+    optim=dataclasses.replace(CPU.optim, lr=3e-4),
+    data=dataclasses.replace(CPU.data, degrade=dataclasses.replace(
+        RGB.data.degrade, motion_length=(2.0, 18.0))),
+    train=dataclasses.replace(CPU.train, steps=3000),
+)
+
 TINY = dataclasses.replace(
     CPU,
     width=4,
@@ -102,4 +123,4 @@ TINY = dataclasses.replace(
     train=TrainSettings(steps=4, batch_size=2, eval_every=2, checkpoint_every=2, log_every=1),
 )
 
-PRESETS = {"paper": PAPER, "cpu": CPU, "rgb": RGB, "tiny": TINY}
+PRESETS = {"paper": PAPER, "cpu": CPU, "rgb": RGB, "shake": SHAKE, "tiny": TINY}

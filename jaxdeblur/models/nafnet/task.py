@@ -46,7 +46,11 @@ class NAFNetTask(FolderData, Task):
     best_metric: tuple[str, str] = ("psnr", "max")
 
     def init_model(self, rngs: nnx.Rngs) -> NAFNet:
-        return build_network(self.config, rngs)
+        """A fresh NAFNet, or (config.init_weights) one holding those weights."""
+        model = build_network(self.config, rngs)
+        if self.config.init_weights is not None:
+            nnx.update(model, nnx.state(start_weights(self.config).model))
+        return model
 
     def optimizer(self) -> optax.GradientTransformation:
         return self.config.optim.make(self.config.train.steps)
@@ -83,6 +87,26 @@ class NAFNetTask(FolderData, Task):
         restored = restore(model, batch["blurred"])
         return {"psnr": jnp.mean(psnr_per_image(restored, batch["sharp"])),
                 "psnr_input": jnp.mean(psnr_per_image(batch["blurred"], batch["sharp"]))}
+
+
+NETWORK_FIELDS = ("channels", "width", "enc_blocks", "middle_blocks", "dec_blocks")
+
+
+def start_weights(config: NAFNetConfig):
+    """The `Pretrained` NAFNet of `config.init_weights` (loaded once per process).
+
+    Raises:
+      ValueError: its network fields differ from `config`'s (it could not start this network).
+    """
+    from jaxdeblur.models.weights import load_weights
+
+    with jax.ensure_compile_time_eval():  # init_model runs inside jit / eval_shape: restore concrete arrays
+        pretrained = load_weights(config.init_weights, model="nafnet")
+    differ = {f: (getattr(pretrained.config, f), getattr(config, f)) for f in NETWORK_FIELDS
+              if getattr(pretrained.config, f) != getattr(config, f)}
+    if differ:
+        raise ValueError(f"init_weights {config.init_weights!r} is another network: (its, this config's) {differ}")
+    return pretrained
 
 
 CHECK_PHOTOS = ("camera", "astronaut")

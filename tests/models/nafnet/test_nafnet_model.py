@@ -61,3 +61,26 @@ def test_shipped_cpu_weights_reproduce_their_manifest():
     assert measured["check_psnr"] == pytest.approx(stored["check_psnr"], abs=0.01)
     # it deblurs (two 64 px crops only: the set12/bsd68 gains are in the manifest and experiments/results)
     assert measured["check_psnr"] > measured["check_psnr_input"] + 0.3
+
+
+def test_init_weights_start_from_other_weights(tiny_weights):
+    """config.init_weights: the initial state holds those weights (a fine-tuning), only for the same network."""
+    import dataclasses
+
+    import jax
+    from flax import nnx
+
+    folder = str(tiny_weights / "nafnet" / "tiny")
+    loaded = models.load("nafnet-tiny", root=tiny_weights)
+    config = dataclasses.replace(nafnet.TINY, init_weights=folder)
+    def params(model):
+        return jax.tree.leaves(nnx.state(model, nnx.Param))
+
+    started = nafnet.make_task(config).init_model(nnx.Rngs(123))  # another seed: a fresh net would differ
+    for a, b in zip(params(started), params(loaded.model)):
+        np.testing.assert_array_equal(a, b)
+    fresh = nafnet.make_task(nafnet.TINY).init_model(nnx.Rngs(123))
+    assert any(not np.array_equal(a, b) for a, b in zip(params(fresh), params(loaded.model)))
+    wider = dataclasses.replace(config, width=8)
+    with pytest.raises(ValueError, match="another network"):
+        nafnet.make_task(wider).init_model(nnx.Rngs(0))
