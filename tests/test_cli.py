@@ -49,6 +49,9 @@ def one_error_line(result) -> str:
     return lines[0]
 
 
+@pytest.mark.slow(reason="two more DIP command runs with figures (~18 s): colour handling is checked by default in "
+                         "tests/test_api.py (y and grey-with-rgb, the colour record) and tests/engine (rgb), the "
+                         "command's colour / grey PNG modes by tests/test_restore.py's command test")
 def test_colour_in_colour_out_and_grey_with_rgb_stays_grey(tmp_path):
     save_image(tmp_path / "photo.png", colour())
     save_image(tmp_path / "scan.png", grey())
@@ -71,6 +74,8 @@ def test_colour_in_colour_out_and_grey_with_rgb_stays_grey(tmp_path):
     assert json.loads((tmp_path / "out" / "scan.json").read_text())["color"]["deblurred"] == ["gray"]
 
 
+@pytest.mark.slow(reason="a batch of two DIP runs through the command (~13 s): the shared naming (outputs.plan_outputs: "
+                         "a_img_*, b_img_*) is checked by default by tests/test_restore.py's command test")
 def test_inputs_with_the_same_name_get_their_own_files(tmp_path):
     for folder, seed in (("a", 0), ("b", 1)):
         (tmp_path / folder).mkdir()

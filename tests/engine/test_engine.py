@@ -256,10 +256,20 @@ def test_no_state_copy_to_host_per_chunk(monkeypatch):
     assert transferred[40] - transferred[10] < 0.05 * state_bytes  # 3 more chunks: far less than one state copy
 
 
-def test_sharded_over_eight_cpu_devices_equals_one_device():
+@pytest.mark.parametrize("method", [
+    "toy",
+    pytest.param("selfdeblur", marks=pytest.mark.slow(
+        reason="compiles SelfDeblur's networks twice in a fresh 8-device process (~25 s); the sharding is the "
+               "engine's, the same for every method: the toy method checks it by default")),
+])
+def test_sharded_over_eight_cpu_devices_equals_one_device(method):
     script = textwrap.dedent("""
-        import dataclasses, jax, numpy as np, jaxdeblur
+        import dataclasses, sys, jax, numpy as np, jaxdeblur
         from jaxdeblur.engine.runner import EngineOptions
+        from jaxdeblur.methods import METHODS
+        from tests.engine.toy_method import ToyMethod
+        METHODS[ToyMethod.name] = ToyMethod()  # the one registry line of a new method
+        method = sys.argv[1]
         assert len(jax.devices()) == 8, jax.devices()
         rng = np.random.default_rng(0)
         ys = [rng.uniform(0, 1, (20, 20)).astype(np.float32) for _ in range(3)]
@@ -267,11 +277,13 @@ def test_sharded_over_eight_cpu_devices_equals_one_device():
         # strategies, and vmap == map is tested on one device (test_batch_equals_single_vmap_...)
         many = EngineOptions(progress=False, chunk=5, strategy="map")
         one = dataclasses.replace(many, devices=[jax.devices()[0]])
-        a = jaxdeblur.deblur_batch(ys, 3, preset="tiny", iterations=10, seeds=[1, 2, 3], finish=False, options=many)
-        b = jaxdeblur.deblur_batch(ys, 3, preset="tiny", iterations=10, seeds=[1, 2, 3], finish=False, options=one)
+        a = jaxdeblur.deblur_batch(ys, 3, method, preset="tiny", iterations=10, seeds=[1, 2, 3], finish=False,
+                                   options=many)
+        b = jaxdeblur.deblur_batch(ys, 3, method, preset="tiny", iterations=10, seeds=[1, 2, 3], finish=False,
+                                   options=one)
         for ra, rb in zip(a, b):  # bit for bit per run, up to float rounding
             np.testing.assert_allclose(ra.image, rb.image, atol=2e-5)
             np.testing.assert_allclose(ra.kernel, rb.kernel, atol=2e-6)
         print("SHARDED_OK")
     """)
-    assert "SHARDED_OK" in run_script(script, devices=8)
+    assert "SHARDED_OK" in run_script(script, method, devices=8)
