@@ -100,18 +100,28 @@ def test_batch_equals_single_vmap_to_float_tolerance():
             np.testing.assert_allclose(batch[i].history["loss"], single.history["loss"], rtol=1e-4)
 
 
-def test_mixed_sizes_are_grouped_and_each_group_checkpoints_apart(tmp_path):
+@pytest.mark.parametrize("method", [
+    "toy",
+    pytest.param("selfdeblur", marks=pytest.mark.slow(
+        reason="compiles SelfDeblur's networks for two groups (~18 s); the grouping is the engine's, the same for "
+               "every method: the toy method checks it by default")),
+])
+def test_mixed_sizes_are_grouped_and_each_group_checkpoints_apart(tmp_path, monkeypatch, method):
+    from jaxdeblur.methods import METHODS
+    from tests.engine.toy_method import ToyMethod
+
+    monkeypatch.setitem(METHODS, ToyMethod.name, ToyMethod())
     y1, y3 = (blurred_pair(s)[0] for s in (0, 2))
     y2, _ = blurred_pair(1, size=20)
     opts = dataclasses.replace(QUIET, checkpoint_dir=str(tmp_path), checkpoint_every=10)
-    out = jaxdeblur.deblur_batch([y1, y2, y3], [5, 3, 5], preset="tiny", seeds=[0, 1, 2], options=opts)
+    out = jaxdeblur.deblur_batch([y1, y2, y3], [5, 3, 5], method, preset="tiny", seeds=[0, 1, 2], options=opts)
     assert [r.kernel.shape for r in out] == [(5, 5), (3, 3), (5, 5)]
     assert [r.image.shape for r in out] == [(24, 24), (20, 20), (24, 24)]
-    alone = jaxdeblur.deblur(y2, 3, preset="tiny", seed=1, options=QUIET)
+    alone = jaxdeblur.deblur(y2, 3, method, preset="tiny", seed=1, options=QUIET)
     np.testing.assert_allclose(out[1].image, alone.image, atol=2e-5)
     assert len([p for p in tmp_path.iterdir() if (p / "run.json").is_file()]) == 2  # one folder per group
     first = [out[0], out[2], out[1]]
-    again = jaxdeblur.deblur_batch([y1, y3, y2], [5, 5, 3], preset="tiny", seeds=[0, 2, 1],
+    again = jaxdeblur.deblur_batch([y1, y3, y2], [5, 5, 3], method, preset="tiny", seeds=[0, 2, 1],
                                    options=dataclasses.replace(opts, resume=True))
     for a, b in zip(first, again):  # each group found its own finished run
         assert b.timings["iterations_run"] == 0
