@@ -37,6 +37,7 @@ import optax
 from jaxdeblur.engine import batching
 from jaxdeblur.engine.runner import EngineOptions
 from jaxdeblur.engine.state import RunState
+from jaxdeblur.nets.platform import mesh_platform
 
 
 def double_dip_outputs(latent, kernel, extras) -> dict:
@@ -166,7 +167,7 @@ def fit_generators(method, cfg, nets, state: RunState, targets: Mapping[str, Any
             raise ValueError(f"target {n!r} contains NaN or infinite values")
 
     mesh = batching.run_mesh(options.devices)
-    strategy = batching.resolve_strategy(options.strategy, mesh.devices.flat[0].platform)
+    strategy = batching.resolve_strategy(options.strategy, mesh_platform(mesh))
     program = _fit_program(method, cfg, nets, settings, outputs, names, strategy, mesh)
     size = batching.padded_size(runs, mesh)
     args = batching.place(batching.pad_runs((state, targets, tolerances), size), mesh)

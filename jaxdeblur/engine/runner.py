@@ -31,6 +31,7 @@ from jaxdeblur.engine.networks import build_networks
 from jaxdeblur.engine.state import RunState
 from jaxdeblur.engine.step import make_chunk
 from jaxdeblur.nets.conv import CPU_COMPILER_OPTIONS
+from jaxdeblur.nets.platform import mesh_platform
 
 if TYPE_CHECKING:  # the base class imports this module (its `run` calls run_batch)
     from jaxdeblur.engine.method import DIPMethod
@@ -204,7 +205,7 @@ class _Program:
             return self._chunks[key], 0.0
         t0 = time.perf_counter()
         # on CPUs with the options that keep XLA's fastest convolution kernels (see `jaxdeblur.nets.conv`)
-        options = CPU_COMPILER_OPTIONS if self.mesh.devices.flat[0].platform == "cpu" else None
+        options = CPU_COMPILER_OPTIONS if mesh_platform(self.mesh) == "cpu" else None
         self._chunks[key] = self.chunk_fn(length).lower(state, self.shared).compile(compiler_options=options)
         return self._chunks[key], time.perf_counter() - t0
 
@@ -273,7 +274,7 @@ def _get_program(method: DIPMethod, cfg, image_shape, kernel_size, options):
     if not isinstance(method, DIPMethod):
         raise TypeError(f"the DIP engine runs subclasses of jaxdeblur.engine.DIPMethod, got {type(method).__name__}")
     mesh = batching.run_mesh(options.devices)
-    strategy = batching.resolve_strategy(options.strategy, mesh.devices.flat[0].platform)
+    strategy = batching.resolve_strategy(options.strategy, mesh_platform(mesh))
     if hasattr(cfg, "iterations"):  # the step does not depend on the run length: share the program
         cfg = dataclasses.replace(cfg, iterations=0)
     return _program(method, cfg, tuple(image_shape), tuple(kernel_size), strategy, mesh)
