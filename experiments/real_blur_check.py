@@ -22,7 +22,9 @@ kernel size auto). Scores: PSNR / SSIM after Levin's shift alignment
 (`metrics.aligned_psnr_ssim`, 15 px border), since a blind estimate is
 defined up to a shift. Writes JSON + markdown to experiments/results/.
 
-  python -m experiments.real_blur_check --models nafnet-cpu nafnet-rgb ufpnet-cpu
+  python -m experiments.real_blur_check                      # the shipped nafnet-cpu, ufpnet-cpu and MAP
+  JAXDEBLUR_CHECKPOINTS=runs/unshipped python -m experiments.real_blur_check \
+      --models nafnet-cpu nafnet-shake nafnet-rgb ufpnet-cpu  # + weights exported elsewhere
   python -m experiments.real_blur_check --photos 1 --limit 1 --models nafnet-cpu --out /tmp/x   # smoke
 """
 
@@ -204,6 +206,8 @@ def markdown(record: dict) -> str:
     lines = [f"# Restoration on real-like blur ({record['machine']['backend']}, "
              f"{record['machine']['cpu_count']} CPUs)", "",
              "Aligned PSNR (dB) / SSIM, mean gain over the blurred input. Setup: experiments/real_blur_check.py.", ""]
+    if record.get("note"):
+        lines += [record["note"], ""]
     for name, part in record["sets"].items():
         lines += [f"## {name} ({len(part['rows'])} images)", "", "| method | PSNR | SSIM | gain | s / image |",
                   "|---|---|---|---|---|"]
@@ -217,7 +221,9 @@ def markdown(record: dict) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["nafnet-cpu", "nafnet-rgb", "ufpnet-cpu"])
+    parser.add_argument("--models", nargs="+", default=["nafnet-cpu", "ufpnet-cpu"],
+                        help="Weights to compare (shipped names; JAXDEBLUR_CHECKPOINTS=DIR adds exported ones).")
+    parser.add_argument("--note", default="", help="A sentence stored with the result (e.g. where weights came from).")
     parser.add_argument("--no-map", action="store_true", help="Leave the MAP pipeline out.")
     parser.add_argument("--photos", type=int, default=8, help="bsd68 photos of the real-blur check (the last ones).")
     parser.add_argument("--size", type=int, default=256, help="Crop side of the real-blur check (px).")
@@ -238,7 +244,7 @@ def main(argv=None):
     sets = {"real_blur_bsd68": real_blur_items(root, args.photos, args.seed, args.size, args.frames_range),
             "set12_motion": set12_items(root, args.limit, args.seed)}
     record = {"experiment": "real_blur_check", "machine": machine(), "args": {k: str(v) for k, v in vars(args).items()},
-              "sets": {}}
+              "note": args.note, "sets": {}}
     examples = {}
     for name, items in sets.items():
         rows, seconds, examples[name] = evaluate(items, methods)
