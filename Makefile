@@ -11,6 +11,7 @@ setup: $(STAMP)
 # Re-installs only when pyproject.toml changes, so a second `make setup` is instant.
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
