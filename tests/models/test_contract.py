@@ -56,6 +56,10 @@ TASK_ARGUMENTS = {"region": _region_data}
 # Training runs covered by a model's own tests, opt-in here (--runslow), with why.
 SLOW = {"region": "builds MAP-estimator labels of its images first (~40 s); tests/models/region/test_region.py "
                   "trains the tiny preset through the trainer and loads the shipped weights",
+        "nafnet": "compiles NAFNet's train step (~24 s on a 2-core CI): the network's outputs and gradients are "
+                  "checked against the authors' code by tests/nets/test_nafnet_golden.py, its blocks' gradients by "
+                  "tests/nets/test_nafnet.py, the trainer by the other models here, the shipped weights by "
+                  "tests/models/nafnet/test_nafnet_model.py",
         "ufpnet": "compiles UFPNet's stage-1 train step (~40 s, the suite's largest single cost on a 2-core CI): the "
                   "network's outputs and gradients are checked against the authors' code by "
                   "tests/nets/test_ufpnet_golden.py, the trainer by every other model here, the shipped weights by "
