@@ -50,7 +50,11 @@ def pytest_addoption(parser):
 HEAVY_FIRST = ("tests/models/test_contract.py", "tests/methods/test_uncertainty.py", "tests/test_cli.py",
                "tests/methods/test_kotera.py", "tests/engine/test_engine.py", "tests/models/region/test_region.py",
                "tests/methods/test_kernel_space.py", "tests/estimate/test_support.py", "tests/nets/test_ufpnet.py",
-               "tests/models/ufpnet/test_shipped.py")
+               "tests/models/ufpnet/test_shipped.py", "tests/nets/test_ufpnet_golden.py",
+               "tests/engine/test_checkpoint.py",
+               "tests/test_map_init.py", "tests/test_api.py", "tests/models/test_torch_import.py",
+               "tests/train/test_parallel.py", "tests/nets/test_golden.py", "tests/test_demo.py",
+               "tests/models/kernel_space/test_kernel_space_model.py")
 
 
 def _heavy_rank(item) -> int:
