@@ -24,6 +24,7 @@ Adding a DIP method: one module with a config dataclass, presets ("paper",
 
 from __future__ import annotations
 
+import abc
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import jax
@@ -66,37 +67,38 @@ class BlindMethod:
         return type(self) is type(other)
 
 
-class DIPMethod(BlindMethod):
+class DIPMethod(BlindMethod, abc.ABC):
     """A deep-image-prior method run by the engine (see the module docstring; `methods/selfdeblur.py`).
 
-    Subclasses write `networks`, `inputs`, `loss`, `estimate` and `optimizer`; the other methods are
+    Subclasses write `networks`, `inputs`, `loss`, `estimate` and `optimizer` (abstract: a subclass missing
+    one cannot be instantiated); the other methods are
     optional hooks with working defaults, and `run` drives the engine (override it for several stages or
     work before the first step, e.g. Kotera's scales, the kernel-space warm-up).
     """
 
     # ------------------------------------------------------------ the step's parts (required)
+    @abc.abstractmethod
     def networks(self, cfg, latent_shape: tuple[int, int, int], kernel_size: tuple[int, int],
                  rngs: nnx.Rngs) -> dict[str, nnx.Module]:
         """Builds the method's Flax modules for one run, by name."""
-        raise NotImplementedError(f"{type(self).__name__} must define networks()")
 
+    @abc.abstractmethod
     def inputs(self, cfg, key: jax.Array, latent_shape: tuple[int, int, int]) -> PyTree:
         """The fixed random network inputs of one run (e.g. DIP noise codes)."""
-        raise NotImplementedError(f"{type(self).__name__} must define inputs()")
 
+    @abc.abstractmethod
     def loss(self, cfg, nets, params: PyTree, net_state: PyTree, inputs: PyTree, method_state: PyTree,
              y: jax.Array, step: jax.Array, key: jax.Array) -> tuple[jax.Array, tuple[dict, PyTree, PyTree]]:
         """Scalar loss and (named loss terms, new network state, new method state) of one step."""
-        raise NotImplementedError(f"{type(self).__name__} must define loss()")
 
+    @abc.abstractmethod
     def estimate(self, cfg, nets, params: PyTree, net_state: PyTree, inputs: PyTree,
                  method_state: PyTree) -> tuple[jax.Array, jax.Array, dict]:
         """(latent image (`latent_shape`), kernel (kh, kw), extra outputs)."""
-        raise NotImplementedError(f"{type(self).__name__} must define estimate()")
 
+    @abc.abstractmethod
     def optimizer(self, cfg) -> optax.GradientTransformation:
         """The optax optimiser over the params dict {network name: params}."""
-        raise NotImplementedError(f"{type(self).__name__} must define optimizer()")
 
     # ------------------------------------------------------------ optional hooks (defaults)
     def init_method_state(self, cfg, latent_shape: tuple[int, int, int], kernel_size: tuple[int, int]) -> PyTree:
