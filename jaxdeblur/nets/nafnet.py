@@ -38,21 +38,54 @@ def _zero_pad(x: jax.Array, r: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
 
 
+def _taps3x3(xp: jax.Array, kernel: jax.Array, h: int, w: int) -> jax.Array:
+    """sum_ij xp[:, i:i+h, j:j+w] * kernel[i, j]: xp (N, H+2, W+2, C), kernel (3, 3, C) -> (N, H, W, C)."""
+    return sum(xp[:, i : i + h, j : j + w, :] * kernel[i, j] for i in range(3) for j in range(3))
+
+
+@jax.custom_vjp
+def _depthwise_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """3x3 depthwise cross-correlation, zero padding, as nine shifted multiply-adds: x (N, H, W, C), kernel
+    (3, 3, C) -> (N, H, W, C). Its backward pass is written out (autodiff of the slices pads nine full-size
+    gradients and adds them): the input gradient is the same nine taps of the padded output gradient with the
+    kernel flipped, the kernel gradient nine products summed over N, H, W."""
+    return _taps3x3(_zero_pad(x, 1), kernel, *x.shape[1:3])
+
+
+def _depthwise_taps_fwd(x, kernel):
+    return _depthwise_taps(x, kernel), (x, kernel)
+
+
+def _depthwise_taps_bwd(residuals, g):
+    x, kernel = residuals
+    h, w = x.shape[1:3]
+    dx = _taps3x3(_zero_pad(g, 1), kernel[::-1, ::-1], h, w)
+    xp = _zero_pad(x, 1)
+    dk = jnp.stack([jnp.stack([jnp.sum(xp[:, i : i + h, j : j + w, :] * g, axis=(0, 1, 2)) for j in range(3)])
+                    for i in range(3)])
+    return dx, dk
+
+
+_depthwise_taps.defvjp(_depthwise_taps_fwd, _depthwise_taps_bwd)
+
+
 def depthwise3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, platform: str | None = None) -> jax.Array:
     """3x3 depthwise cross-correlation with zero padding: x (N, H, W, C), kernel (3, 3, 1, C), bias (C,).
 
-    On CPUs it is written as nine shifted multiply-adds: XLA:CPU's grouped
-    convolution took 6-25x longer for its value and gradient (measured on the
-    2-core CI machine, 8 x 64 x 64 x 32: 200 ms against 32 ms); elsewhere
-    it is `lax.conv_general_dilated` with one group per channel. `platform`:
-    as `jaxdeblur.nets.platform.resolve` (the platform traced for).
+    On CPUs it is written as nine shifted multiply-adds with a hand-written
+    backward pass (`_depthwise_taps`): XLA:CPU's grouped convolution took
+    6-25x longer for its value and gradient (measured on the 2-core CI
+    machine, 8 x 64 x 64 x 32: 200 ms against 32 ms), and autodiff of the taps
+    pads nine full-size gradients (the cpu preset's train step: ~300 against
+    ~250 ms with the written backward, `experiments/bench_train.py`);
+    elsewhere it is `lax.conv_general_dilated` with one group per channel.
+    `platform`: as `jaxdeblur.nets.platform.resolve` (the platform traced for).
     """
-    h, w = x.shape[1:3]
-    xp = _zero_pad(x, 1)
     if fast_cpu_paths(platform):
-        out = sum(xp[:, i : i + h, j : j + w, :] * kernel[i, j, 0] for i in range(3) for j in range(3))
+        out = _depthwise_taps(x, kernel[:, :, 0, :])
     else:
-        out = jax.lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        out = jax.lax.conv_general_dilated(_zero_pad(x, 1), kernel, (1, 1), "VALID",
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                            feature_group_count=x.shape[-1])
     return out + bias
 

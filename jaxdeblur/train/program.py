@@ -31,6 +31,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from jaxdeblur.nets.conv import CPU_COMPILER_OPTIONS
 from jaxdeblur.nets.platform import mesh_platform, traced_for
 from jaxdeblur.train.parallel import batch_sharding, global_batch, replicated
 from jaxdeblur.train.state import TrainState, model_of
@@ -63,8 +64,11 @@ class Program:
         self.graphdef = nnx.split(abstract, self.trainable, ...)[0]
         self.replicated = replicated(mesh)
         self.platform = mesh_platform(mesh)  # the nets are traced for the mesh's devices (`jaxdeblur.nets.platform`)
+        # XLA:CPU's YNNPACK fusions off, as for the DIP engine (`jaxdeblur.nets.conv.CPU_COMPILER_OPTIONS`)
+        self.compiler_options = CPU_COMPILER_OPTIONS if self.platform == "cpu" else None
         self.init = jax.jit(self._init, out_shardings=self.replicated, compiler_options=UNOPTIMISED)
-        self._evaluate = jax.jit(traced_for(self._evaluate_batch, self.platform), out_shardings=self.replicated)
+        self._evaluate = jax.jit(traced_for(self._evaluate_batch, self.platform), out_shardings=self.replicated,
+                                 compiler_options=self.compiler_options)
         self._calls: dict[int, Any] = {}
 
     # -- initialisation ---------------------------------------------------------------------
@@ -126,7 +130,7 @@ class Program:
         if steps not in self._calls:
             self._calls[steps] = jax.jit(traced_for(functools.partial(self._call, steps=steps), self.platform),
                                          in_shardings=(self.replicated, batch_sharding(self.mesh, axis=1)),
-                                         out_shardings=self.replicated)
+                                         out_shardings=self.replicated, compiler_options=self.compiler_options)
         return self._calls[steps]
 
     def device_batches(self, host_batches: list[dict]) -> dict:

@@ -82,4 +82,13 @@ def test_depthwise_matches_a_grouped_convolution():
     b = jnp.arange(5.0)
     ref = jax.lax.conv_general_dilated(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k, (1, 1), "VALID",
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5) + b
-    np.testing.assert_allclose(depthwise3x3(x, k, b), ref, atol=1e-5)
+    np.testing.assert_allclose(depthwise3x3(x, k, b, platform="cpu"), ref, atol=1e-5)
+    # the CPU path's hand-written backward pass against autodiff of the grouped convolution
+    g = jax.random.normal(jax.random.key(5), ref.shape)
+
+    def vjp(fn):
+        return jax.vjp(fn, x, k)[1](g)
+
+    grouped = vjp(lambda x, k: depthwise3x3(x, k, b, platform="gpu"))
+    for got, want in zip(vjp(lambda x, k: depthwise3x3(x, k, b, platform="cpu")), grouped):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
