@@ -1,6 +1,7 @@
 """Where to estimate the kernel? Whole image vs random / most-gradient / CNN window (Yang, Wu & Sun's study).
 
-Synthetic set: bsd68 photos in gray (the first --images in sorted order),
+Synthetic set: photos of --data (default bsd68) in gray (--images of them in
+sorted order from index --first),
 each blurred by the 8 Levin kernels (blur convention, `jaxdeblur.data.levin`)
 with 1% Gaussian noise (8-bit quantised; fixed seed), blurred "valid" from a
 crop of side (--side + k - 1) around the photo's centre so that every blurred
@@ -30,6 +31,12 @@ Partial results are kept in --work (one JSON per photo and strategy), so a
 run resumes, and strategies may run separately (--strategies).
 
   python -m experiments.region_selection --images 6            # -> results/region_selection_cpu.{json,md,png}
+  python -m experiments.region_selection --data ../shared/data/set12 --first 7 --images 5 --side 480
+      # the five 512 px set12 photos -> results/region_selection_set12_480px_cpu.*
+
+Results of another data folder, side or window go to files named after them
+(region_selection_<data>_<side>px[_w<window>]_<tag>), partial results to
+--work/<data>_<side>px_w<window>: no run overwrites another's.
 """
 
 from __future__ import annotations
@@ -116,7 +123,7 @@ def run(args) -> None:
         from jaxdeblur.models import load
 
         scorer = load(args.weights).fn
-    for i in range(args.images):
+    for i in range(args.first, args.first + args.images):
         photo = photos[i]["sharp"][..., 0]
         items = items_of_photo(i, photo, kernels, args.side)
         ref_path = work / f"photo{i:02d}_reference.npz"
@@ -152,7 +159,8 @@ def summarise(args) -> dict:
     work = Path(args.work)
     out = {}
     for strategy in STRATEGIES:
-        records = [json.loads((work / f"photo{i:02d}_{strategy}.json").read_text()) for i in range(args.images)
+        records = [json.loads((work / f"photo{i:02d}_{strategy}.json").read_text())
+                   for i in range(args.first, args.first + args.images)
                    if (work / f"photo{i:02d}_{strategy}.json").exists()]
         if not records:
             continue
@@ -216,9 +224,9 @@ def example_figure(args, path: Path) -> None:
 
     photos = ImageFolder(Path(args.data), mode="gray")
     kernels = {item.name.split("_")[1]: item.kernel for item in levin()[:8]}
-    item = items_of_photo(0, photos[0]["sharp"][..., 0], kernels, args.side)[0]
+    item = items_of_photo(args.first, photos[args.first]["sharp"][..., 0], kernels, args.side)[0]
     choice = select_region(item.blurred, args.window, stride=args.stride, scorer=load(args.weights).fn)
-    rec = json.loads((Path(args.work) / "photo00_gradient.json").read_text())
+    rec = json.loads((Path(args.work) / f"photo{args.first:02d}_gradient.json").read_text())
     score_map_figure(path, item.blurred, choice, others={"gradient": tuple(rec["rows"][0]["box"])},
                      title=item.name)
 
@@ -226,24 +234,30 @@ def example_figure(args, path: Path) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(default_root() / "bsd68"))
-    parser.add_argument("--images", type=int, default=68, help="bsd68 photos used (the first N, sorted)")
+    parser.add_argument("--images", type=int, default=68, help="photos used (N in sorted order from --first)")
+    parser.add_argument("--first", type=int, default=0, help="index of the first photo used (sorted order)")
     parser.add_argument("--side", type=int, default=256, help="side of the blurred images (centre crops)")
     parser.add_argument("--window", type=int, default=128, help="window side (the cpu CNN's input size)")
     parser.add_argument("--stride", type=int, default=16, help="CNN window stride")
     parser.add_argument("--align-step", type=float, default=0.25, help="sub-pixel step of the ER alignment")
     parser.add_argument("--weights", default="region-cpu")
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
-    parser.add_argument("--work", default="runs/region_study")
+    parser.add_argument("--work", default=None, help="partial results (default runs/region_study/<setting>)")
     parser.add_argument("--report", action="store_true", help="only write the results from --work")
     parser.add_argument("--notes", default="")
     args = parser.parse_args(argv)
+    dataset = Path(args.data).name
+    setting = f"{dataset}_{args.side}px_w{args.window}"
+    if args.work is None:
+        args.work = str(Path("runs") / "region_study" / setting)
     if not args.report:
         run(args)
     summary = summarise(args)
     tag = device_tag()
-    label = (f"{tag}: 2-core shared CPU, no GPU; {args.images} bsd68 photos x 8 Levin kernels, "
+    label = (f"{tag}: 2-core shared CPU, no GPU; {args.images} {dataset} photos x 8 Levin kernels, "
              f"{args.side} px, window {args.window}" if tag == "cpu" else f"{tag}")
-    protocol = (f"Protocol: bsd68 gray, first {args.images} photos (sorted), centre crops blurred 'valid' to "
+    protocol = (f"Protocol: {dataset} gray, photos {args.first}-{args.first + args.images - 1} (sorted), "
+                f"centre crops blurred 'valid' to "
                 f"{args.side} x {args.side} by the 8 Levin kernels, 1% noise (seed {SEED}); MAP estimator "
                 f"'default' preset, support {SUPPORT}; windows {args.window} x {args.window} (CNN stride "
                 f"{args.stride}, weights {args.weights}); whole-image hyper-Laplacian deconvolution with each "
@@ -264,12 +278,14 @@ def main(argv=None):
     record = {"experiment": "region_selection", "label": label, "machine": machine(), "protocol": protocol,
               "args": vars(args), "summary": summary, "cnn_leads_at_r3": leads, "verdict": verdict,
               "notes": args.notes}
-    stem = RESULTS / f"region_selection_{tag}"
+    default = (dataset, args.side, args.window) == ("bsd68", 256, 128)  # the first study's file names
+    window = "" if args.window == 128 else f"_w{args.window}"
+    stem = RESULTS / (f"region_selection_{tag}" if default else f"region_selection_{dataset}_{args.side}px{window}_{tag}")
     write_json(stem.with_suffix(".json"), record)
     stem.with_suffix(".md").write_text(markdown(record))
     plot(record, stem.with_suffix(".png"))
-    if "cnn" in summary and (Path(args.work) / "photo00_gradient.json").exists():
-        example_figure(args, RESULTS / f"region_selection_{tag}_scoremap.png")
+    if "cnn" in summary and (Path(args.work) / f"photo{args.first:02d}_gradient.json").exists():
+        example_figure(args, stem.parent / f"{stem.name}_scoremap.png")
     print(json.dumps(summary, indent=1))
 
 

@@ -2,9 +2,8 @@
 
 For a gray blurred image y (H, W) and a kernel k (kh, kw):
 
-- noise_sigma: the noise std of y (Immerkaer 1996: the mean absolute
-  response to a 3 x 3 Laplacian difference mask), at least that of 8-bit
-  quantisation (1 / (255 sqrt 12)); [0, 1] units;
+- noise_sigma: the noise std of y (`jaxdeblur.noise.estimate_sigma`,
+  Immerkaer's estimate, at least that of 8-bit quantisation); [0, 1] units;
 - residual_ratio: how well the kernel explains y: x = y deconvolved with k
   (`jaxdeblur.deconv.hyper_laplacian`, exponent `confidence_alpha`, data
   weight `confidence_lam` x (`confidence_noise_ref` / noise_sigma)^2, i.e.
@@ -58,27 +57,11 @@ import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
-from scipy import ndimage
 
 from jaxdeblur.deconv import hyper_laplacian
 from jaxdeblur.estimate.config import MapConfig
 from jaxdeblur.forward import blur
-
-QUANTISATION_SIGMA = 1.0 / (255.0 * np.sqrt(12.0))  # the std of rounding to 8 bits, [0, 1] units
-_LAPLACIAN_DIFFERENCE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
-
-
-def noise_sigma(gray) -> float:
-    """Noise std of a gray (H, W) image in [0, 1] units (Immerkaer's estimate), at least `QUANTISATION_SIGMA`.
-
-    Edges and texture raise it a little (it is an upper estimate on detailed images)."""
-    y = np.asarray(gray, np.float64)
-    if y.ndim != 2 or min(y.shape) < 3:
-        raise ValueError(f"noise_sigma needs a gray (H, W) image of at least 3 x 3 pixels, got shape {y.shape}")
-    response = ndimage.correlate(y, _LAPLACIAN_DIFFERENCE)[1:-1, 1:-1]
-    sigma = np.sqrt(np.pi / 2.0) * np.abs(response).mean() / 6.0
-    return float(max(sigma, QUANTISATION_SIGMA))
-
+from jaxdeblur.noise import estimate_sigma
 
 @dataclasses.dataclass(frozen=True)
 class Confidence:
@@ -128,10 +111,10 @@ def residual_ratio(gray, kernel, config: MapConfig, sigma: float | None = None) 
     """RMS of blur(x, k) - y over y's interior (a kernel size in from each border), divided by the noise std,
     x = `gray` (H, W) deconvolved with `kernel` (kh, kw) by the hyper-Laplacian step (`confidence_alpha`, data
     weight `confidence_lam` x (`confidence_noise_ref` / sigma)^2); sigma: the noise std ([0, 1] units; default
-    `noise_sigma(gray)`). The interior is the whole image when the image is under 3 kernel sizes wide."""
+    `estimate_sigma(gray)`). The interior is the whole image when the image is under 3 kernel sizes wide."""
     y = np.asarray(gray, np.float32)
     k = np.asarray(kernel, np.float32)
-    sigma = noise_sigma(y) if sigma is None else sigma
+    sigma = estimate_sigma(y) if sigma is None else sigma
     lam = config.confidence_lam * (config.confidence_noise_ref / sigma) ** 2
     x = hyper_laplacian(y, k, lam=lam, alpha=config.confidence_alpha)
     reblurred = np.asarray(blur(x, jnp.asarray(k), "reflect"))
@@ -145,7 +128,7 @@ def residual_ratio(gray, kernel, config: MapConfig, sigma: float | None = None) 
 def kernel_confidence(gray, kernel, config: MapConfig) -> Confidence:
     """The measurements and flag for `kernel` (kh, kw) (blur convention, sum 1) estimated from the gray (H, W)
     blurred image `gray` in [0, 1] (the luma of a colour image), with `config`'s thresholds."""
-    sigma = noise_sigma(gray)
+    sigma = estimate_sigma(gray)
     ratio = residual_ratio(gray, kernel, config, sigma)
     ring = border_mass(kernel)
     reasons = []
@@ -159,5 +142,4 @@ def kernel_confidence(gray, kernel, config: MapConfig) -> Confidence:
                       confident=not reasons, reasons=tuple(reasons))
 
 
-__all__ = ["Confidence", "QUANTISATION_SIGMA", "kernel_confidence", "noise_sigma", "residual_ratio", "border_mass",
-           "spread"]
+__all__ = ["Confidence", "kernel_confidence", "residual_ratio", "border_mass", "spread"]

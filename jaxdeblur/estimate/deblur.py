@@ -20,10 +20,11 @@ import numpy as np
 
 from jaxdeblur.color import rgb_to_gray
 from jaxdeblur.deconv import hyper_laplacian, pnp_hqs
-from jaxdeblur.estimate.confidence import kernel_confidence, noise_sigma
+from jaxdeblur.estimate.confidence import kernel_confidence
 from jaxdeblur.estimate.config import MapConfig, resolve_config
 from jaxdeblur.estimate.map_estimator import as_kernel_shape, estimate_kernels
 from jaxdeblur.estimate.support import is_auto, resolve_kernel_sizes
+from jaxdeblur.noise import estimate_sigma
 
 
 @dataclasses.dataclass
@@ -104,7 +105,7 @@ def pnp_noise(image, config: MapConfig) -> float:
         return config.pnp_noise_sigma
     image = np.asarray(image, np.float32)
     channels = image.reshape(image.shape[0], image.shape[1], -1)
-    measured = np.mean([noise_sigma(channels[..., c]) for c in range(channels.shape[-1])])
+    measured = np.mean([estimate_sigma(channels[..., c]) for c in range(channels.shape[-1])])
     return float(min(max(measured, config.pnp_noise_sigma), config.pnp_sigma_start))
 
 

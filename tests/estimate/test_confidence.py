@@ -14,7 +14,7 @@ import pytest
 from jaxdeblur import kernels
 from jaxdeblur.data.benchmarks import sample_photos
 from jaxdeblur.estimate import resolve_config
-from jaxdeblur.estimate.confidence import QUANTISATION_SIGMA, border_mass, kernel_confidence, noise_sigma, spread
+from jaxdeblur.estimate.confidence import border_mass, kernel_confidence, spread
 from jaxdeblur.forward import blur
 
 SIZE, K, NOISE = 96, 13, 0.003
@@ -36,14 +36,6 @@ def case():
         out.append((np.clip(np.asarray(blur(jnp.asarray(x), truth, "reflect")) + noise, 0, 1).astype(np.float32),
                     truth))
     return out
-
-
-def test_noise_sigma_measures_white_noise_and_is_floored_at_8_bit_rounding():
-    rng = np.random.default_rng(0)
-    assert abs(noise_sigma(0.5 + 0.02 * rng.standard_normal((128, 128))) / 0.02 - 1) < 0.05
-    assert noise_sigma(np.full((16, 16), 0.4)) == QUANTISATION_SIGMA
-    with pytest.raises(ValueError, match="gray"):
-        noise_sigma(np.zeros((8, 8, 3)))
 
 
 def test_border_mass_and_spread():

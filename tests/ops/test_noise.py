@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdeblur.noise import add_gaussian_noise
+from jaxdeblur.noise import QUANTISATION_SIGMA, add_gaussian_noise, estimate_sigma
 
 
 def test_statistics_and_determinism():
@@ -38,3 +38,11 @@ def test_jit_and_checks():
         add_gaussian_noise(jax.random.key(0), jnp.zeros((8, 8), jnp.int32), 0.1)
     with pytest.raises(ValueError, match="broadcast"):
         add_gaussian_noise(jax.random.key(0), x, jnp.ones((3,)))
+
+
+def test_estimate_sigma_measures_white_noise_and_is_floored_at_8_bit_rounding():
+    rng = np.random.default_rng(0)
+    assert abs(estimate_sigma(0.5 + 0.02 * rng.standard_normal((128, 128))) / 0.02 - 1) < 0.05
+    assert estimate_sigma(np.full((16, 16), 0.4)) == QUANTISATION_SIGMA
+    with pytest.raises(ValueError, match="gray"):
+        estimate_sigma(np.zeros((8, 8, 3)))
