@@ -29,8 +29,8 @@ Presets (each derived from `PAPER` with `dataclasses.replace`):
   ``"cpu"`` (+0.88 vs +0.89 dB on the real-blur check, +1.44 vs +1.45 on
   set12), so its weights are not shipped either.
 - ``"long"``: the ``"cpu"`` model trained longer (starting from the shipped
-  ``nafnet-cpu``: 6000 more steps on the same degradations, 96 px crops, a
-  fresh cosine from lr 5e-4; about 1.5 h on 2 cores, resumable): what more
+  ``nafnet-cpu``: 4000 more steps on the same degradations, 96 px crops, a
+  fresh cosine from lr 5e-4; about an hour on 2 cores, resumable): what more
   CPU time buys the same network.
 - ``"tiny"``: for tests (seconds).
 """
@@ -123,6 +123,7 @@ LONG = dataclasses.replace(
     init_weights="nafnet-cpu",
     optim=dataclasses.replace(CPU.optim, lr=5e-4),
     data=dataclasses.replace(CPU.data, degrade=dataclasses.replace(CPU.data.degrade, crop=96)),
+    train=dataclasses.replace(CPU.train, steps=4000),
 )
 
 TINY = dataclasses.replace(
