@@ -26,11 +26,19 @@ defined up to a shift. Writes JSON + markdown to experiments/results/.
   JAXDEBLUR_CHECKPOINTS=runs/unshipped python -m experiments.real_blur_check \
       --models nafnet-cpu nafnet-shake nafnet-rgb ufpnet-cpu  # + weights exported elsewhere
   python -m experiments.real_blur_check --photos 1 --limit 1 --models nafnet-cpu --out /tmp/x   # smoke
+  python -m experiments.real_blur_check --models nafnet-long --no-map --merge   # add a model to the result
+
+--merge adds the columns of the methods run now to the existing result of
+the same setup (refused when any setting but the methods differs, or when
+the blurred inputs do not score the same), replacing a column of the same
+name; the figure is redrawn with every column (the earlier methods rerun on
+the first image of each set only).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -219,6 +227,34 @@ def markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+MERGE_FREE = ("models", "note", "no_map", "out", "merge")  # the settings a merged result may differ in
+
+
+def merge(old: dict, new: dict) -> dict:
+    """`old` with `new`'s method columns added (same setup; see the module docstring).
+
+    Raises:
+      SystemExit: a setting or an input differs (one line).
+    """
+    differ = [k for k in new["args"] if k not in MERGE_FREE and old["args"].get(k) != new["args"][k]]
+    if differ:
+        raise SystemExit(f"--merge: the existing result was made with other settings ({', '.join(differ)}); "
+                         "run without --merge (or with --out elsewhere)")
+    for name, part in new["sets"].items():
+        rows = old["sets"][name]["rows"]
+        if [(r["name"], r["blurred"]) for r in rows] != [(r["name"], r["blurred"]) for r in part["rows"]]:
+            raise SystemExit(f"--merge: the {name} inputs differ from the existing result's")
+        methods = [c for c in part["summary"] if c != "blurred"]
+        for row, added in zip(rows, part["rows"]):
+            row.update({m: added[m] for m in methods})
+        columns = ["blurred", *[c for c in old["sets"][name]["summary"] if c not in ("blurred", *methods)], *methods]
+        old["sets"][name]["summary"] = summary(rows, columns)
+        old["sets"][name]["seconds_per_image"].update(part["seconds_per_image"])
+    old["merged"] = old.get("merged", []) + [{"args": new["args"], "machine": new["machine"], "note": new["note"]}]
+    old["note"] = " ".join(n for n in (old.get("note", ""), new["note"]) if n)
+    return old
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["nafnet-cpu", "ufpnet-cpu"],
@@ -232,6 +268,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=None, help="Data root (default ../shared/data).")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--merge", action="store_true", help="Add the methods run now to the existing result.")
     args = parser.parse_args(argv)
     root = args.data or default_root()
     if root is None or not (Path(root) / "bsd68").is_dir():
@@ -250,7 +287,18 @@ def main(argv=None):
         rows, seconds, examples[name] = evaluate(items, methods)
         record["sets"][name] = {"summary": summary(rows, columns), "seconds_per_image": seconds, "rows": rows}
     stem = f"real_blur_check_{device_tag()}"
-    write_json(args.out / f"{stem}.json", record)
+    existing = args.out / f"{stem}.json"
+    if args.merge:
+        if not existing.is_file():
+            raise SystemExit(f"--merge: no result to add to at {existing}")
+        record = merge(json.loads(existing.read_text()), record)
+        for name, items in sets.items():  # the figure's first images of the earlier columns
+            earlier = {m: (map_pipeline if m == "map_pipeline" else network(m))
+                       for m in record["sets"][name]["summary"] if m not in ("blurred", *examples[name])}
+            examples[name].update({m: fn(items[0]["blurred"]) for m, fn in earlier.items()})
+            order = ["sharp", *record["sets"][name]["summary"]]
+            examples[name] = {c: examples[name][c] for c in order}
+    write_json(existing, record)
     (args.out / f"{stem}.md").write_text(markdown(record))
     figure(args.out / f"{stem}.png", examples, record)
     print(markdown(record))
