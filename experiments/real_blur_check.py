@@ -247,7 +247,8 @@ def merge(old: dict, new: dict) -> dict:
         methods = [c for c in part["summary"] if c != "blurred"]
         for row, added in zip(rows, part["rows"]):
             row.update({m: added[m] for m in methods})
-        columns = ["blurred", *[c for c in old["sets"][name]["summary"] if c not in ("blurred", *methods)], *methods]
+        earlier = [c for c in old["sets"][name]["summary"] if c != "blurred"]  # a rerun column keeps its place
+        columns = ["blurred", *earlier, *[m for m in methods if m not in earlier]]
         old["sets"][name]["summary"] = summary(rows, columns)
         old["sets"][name]["seconds_per_image"].update(part["seconds_per_image"])
     old["merged"] = old.get("merged", []) + [{"args": new["args"], "machine": new["machine"], "note": new["note"]}]

@@ -52,15 +52,23 @@ def test_inference_shapes_colour_and_tiles(tiny_weights):
         loaded(np.full((8, 8), np.nan, np.float32))
 
 
-def test_shipped_cpu_weights_reproduce_their_manifest():
-    if "nafnet-cpu" not in models.available():
-        pytest.fail("checkpoints/nafnet/cpu is missing: the CPU NAFNet weights must ship with the package")
-    loaded = models.load("nafnet-cpu")
+@pytest.mark.parametrize("name", ["nafnet-cpu", "nafnet-long"])
+def test_shipped_weights_reproduce_their_manifest(name):
+    if name not in models.available():
+        pytest.fail(f"checkpoints/nafnet/{name.split('-')[1]} is missing: the CPU NAFNet weights must ship with the "
+                    "package")
+    loaded = models.load(name)
     measured = nafnet.check_metrics(loaded, loaded.config)
     stored = loaded.manifest["metrics"]
     assert measured["check_psnr"] == pytest.approx(stored["check_psnr"], abs=0.01)
     # it deblurs (two 64 px crops only: the set12/bsd68 gains are in the manifest and experiments/results)
     assert measured["check_psnr"] > measured["check_psnr_input"] + 0.3
+
+
+def test_the_default_restorer_is_shipped():
+    from jaxdeblur.restoration import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL in models.available()
 
 
 def test_init_weights_start_from_other_weights(tiny_weights):
