@@ -53,14 +53,14 @@ def _depthwise_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _depthwise_taps_fwd(x, kernel):
-    return _depthwise_taps(x, kernel), (x, kernel)
+    xp = _zero_pad(x, 1)  # kept for the kernel gradient (padded once)
+    return _taps3x3(xp, kernel, *x.shape[1:3]), (xp, kernel)
 
 
 def _depthwise_taps_bwd(residuals, g):
-    x, kernel = residuals
-    h, w = x.shape[1:3]
+    xp, kernel = residuals
+    h, w = g.shape[1:3]
     dx = _taps3x3(_zero_pad(g, 1), kernel[::-1, ::-1], h, w)
-    xp = _zero_pad(x, 1)
     dk = jnp.stack([jnp.stack([jnp.sum(xp[:, i : i + h, j : j + w, :] * g, axis=(0, 1, 2)) for j in range(3)])
                     for i in range(3)])
     return dx, dk
