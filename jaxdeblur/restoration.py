@@ -1,11 +1,12 @@
 """Deblurring with a trained network: `restore(image, model=...)` (the `jaxdeblur restore` command: `jaxdeblur.cli`).
 
     from jaxdeblur import restore
-    sharp = restore(blurred)                          # the shipped nafnet-long, any (H, W) / (H, W, 3)
+    sharp = restore(blurred)                          # the shipped nafnet-longer, any (H, W) / (H, W, 3)
     sharp = restore(blurred, model="nafnet-cpu")      # the one-hour CPU NAFNet it was trained on from
 
-The default is the best measured network (experiments/results/real_blur_check_cpu.md): nafnet-long, +1.05 dB
-on the real-like blur check and +1.79 dB on set12 motion blur (nafnet-cpu: +0.89 / +1.45).
+The default is the best measured network (experiments/results/real_blur_check_cpu.md): nafnet-longer, +1.07 dB
+on the real-like blur check and +2.04 dB on set12 motion blur (nafnet-long: +1.05 / +1.79, nafnet-cpu: +0.89 /
++1.45).
 
 The command (`jaxdeblur.cli.models.restore_command`) writes, per input, <stem>_restored.png (the input's mode: grey
 stays grey, colour stays colour), <stem>_figure.png (before / after) and
@@ -23,7 +24,7 @@ import functools
 
 import numpy as np
 
-DEFAULT_MODEL = "nafnet-long"
+DEFAULT_MODEL = "nafnet-longer"
 RESTORE_FILES = {"restored": "{stem}_restored.png", "figure": "{stem}_figure.png", "json": "{stem}.json"}
 KERNEL_FIELD_FILE = {"kernels": "{stem}_kernels.png"}
 WHAT_EACH_FILE_IS = {"restored": "the network's restoration of the input",

@@ -172,7 +172,9 @@ class _Program:
         # 42 s for 12 draws at the default level, 1.4 s at level 0): compile it unoptimised.
         self.init = jax.jit(jax.vmap(self._init_one), compiler_options=UNOPTIMISED)
         self._estimate = jax.jit(self._batched(self._estimate_one))
-        self._chunks: dict[int, Any] = {}
+        self._chunk_fns: dict[int, Any] = {}
+        self._chunks: dict[tuple[int, int], Any] = {}
+        self._loss_terms: tuple[str, ...] | None = None
 
     def _batched(self, fn):
         return batching.sharded_over_runs(batching.over_runs(fn, self.strategy), self.mesh)
@@ -195,8 +197,12 @@ class _Program:
         return self._estimate(state, self.shared)
 
     def chunk_fn(self, length: int):
-        """The jitted (not yet compiled) batched chunk of `length` steps."""
-        return jax.jit(self._batched(make_chunk(self.method, self.cfg, self.nets, length)), donate_argnums=0)
+        """The jitted (not yet compiled) batched chunk of `length` steps: one per length, so its trace is shared
+        by `loss_terms`, the compile and the memory estimate."""
+        if length not in self._chunk_fns:
+            self._chunk_fns[length] = jax.jit(self._batched(make_chunk(self.method, self.cfg, self.nets, length)),
+                                              donate_argnums=0)
+        return self._chunk_fns[length]
 
     def compiled_chunk(self, length: int, state):
         """The compiled chunk for states like `state`; (executable, compile seconds, 0 if cached)."""
@@ -209,9 +215,12 @@ class _Program:
         self._chunks[key] = self.chunk_fn(length).lower(state, self.shared).compile(compiler_options=options)
         return self._chunks[key], time.perf_counter() - t0
 
-    def loss_terms(self, state) -> tuple[str, ...]:
-        """Names of the loss terms a step records (traced abstractly, nothing runs)."""
-        return tuple(jax.eval_shape(self.chunk_fn(1), state, self.shared)[1])
+    def loss_terms(self, state, length: int) -> tuple[str, ...]:
+        """Names of the loss terms a step records: read from the trace of the chunk of `length` steps for
+        states like `state` (the trace its compile then reuses; once per program, nothing runs)."""
+        if self._loss_terms is None:
+            self._loss_terms = tuple(jax.eval_shape(self.chunk_fn(length), state, self.shared)[1])
+        return self._loss_terms
 
 @functools.lru_cache(maxsize=32)
 def _program(method: DIPMethod, cfg, image_shape, kernel_size, strategy, mesh) -> _Program:
@@ -308,8 +317,9 @@ def run_batch(method: DIPMethod, cfg, ys: np.ndarray, kernel_size: tuple[int, in
     if state is None:
         state = program.init(jnp.asarray(keys), jnp.asarray(ys))
     state = runs.place(state)
-    history = {k: np.full((runs.size, iterations), np.nan, np.float32) for k in program.loss_terms(state)}
     ckpt = _open_checkpoints(options)
+    terms = program.loss_terms(state, _chunk_length(options, ckpt, 0, max(iterations, 1)))
+    history = {k: np.full((runs.size, iterations), np.nan, np.float32) for k in terms}
     done = 0
     if ckpt is not None and ckpt.latest_step() is not None:
         state, history, done = _resume(ckpt, runs, state, history, meta, options)

@@ -150,7 +150,7 @@ def upsample2x_bilinear(x: jax.Array, *, platform: str | None = None) -> jax.Arr
 
 # --------------------------------------------------------------------------- BatchNorm (+ LeakyReLU)
 
-def _channel_sum(t: jax.Array) -> jax.Array:
+def channel_sum(t: jax.Array) -> jax.Array:
     """Sum over all axes but the last, as a matrix product: (..., C) -> (C,)."""
     flat = t.reshape(-1, t.shape[-1])
     return jnp.ones((flat.shape[0],), t.dtype) @ flat
@@ -158,8 +158,8 @@ def _channel_sum(t: jax.Array) -> jax.Array:
 
 def _statistics(x):
     m = x.size // x.shape[-1]
-    mean = _channel_sum(x) / m
-    var = _channel_sum(jnp.square(x - mean)) / m
+    mean = channel_sum(x) / m
+    var = channel_sum(jnp.square(x - mean)) / m
     return mean, var
 
 
@@ -185,8 +185,8 @@ def _batch_norm_act_bwd(epsilon, slope, residuals, cotangents):
         dy = g
     else:  # the sign of y, computed exactly as the forward pass did
         dy = jnp.where((x - mean) * (inv * scale) + bias >= 0, g, slope * g)
-    d_bias = _channel_sum(dy)
-    d_scale = _channel_sum(dy * normalised)
+    d_bias = channel_sum(dy)
+    d_scale = channel_sum(dy * normalised)
     dx = (scale * inv) * (dy - d_bias / m - normalised * (d_scale / m)) + g_mean / m + (x - mean) * (2 * g_var / m)
     return dx, d_scale, d_bias
 

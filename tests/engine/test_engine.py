@@ -266,6 +266,23 @@ def test_no_state_copy_to_host_per_chunk(monkeypatch):
     assert transferred[40] - transferred[10] < 0.05 * state_bytes  # 3 more chunks: far less than one state copy
 
 
+def test_a_second_run_of_the_same_program_traces_nothing(monkeypatch):
+    """The chunk is traced once per program and length (its loss-term names come from that same trace)."""
+    traced = []
+    real = selfdeblur.dip_loss_terms
+
+    def counting(*args, **kwargs):
+        traced.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selfdeblur, "dip_loss_terms", counting)
+    y, _ = blurred_pair()
+    jaxdeblur.deblur(y, 5, preset="tiny", config={"iterations": 10}, options=QUIET)
+    traced.clear()
+    jaxdeblur.deblur(y, 5, preset="tiny", seed=1, config={"iterations": 20}, options=QUIET)
+    assert not traced
+
+
 @pytest.mark.parametrize("method", [
     "toy",
     pytest.param("selfdeblur", marks=pytest.mark.slow(

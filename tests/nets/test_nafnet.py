@@ -92,3 +92,23 @@ def test_depthwise_matches_a_grouped_convolution():
     grouped = vjp(lambda x, k: depthwise3x3(x, k, b, platform="gpu"))
     for got, want in zip(vjp(lambda x, k: depthwise3x3(x, k, b, platform="cpu")), grouped):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_layer_norm_backward_matches_autodiff():
+    """The written backward pass of the channel LayerNorm against autodiff of its formula (float64)."""
+    from jaxdeblur.nets.nafnet import layer_norm_channels
+
+    def plain(x, scale, bias):
+        mu = jnp.mean(x, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)
+        return (x - mu) / jnp.sqrt(var + 1e-6) * scale + bias
+
+    with jax.enable_x64():
+        rng = np.random.default_rng(6)
+        x, g = (jnp.asarray(rng.normal(size=(2, 3, 4, 6)) * 3 + 1) for _ in range(2))
+        scale, bias = jnp.asarray(rng.normal(size=6)), jnp.asarray(rng.normal(size=6))
+        out, vjp = jax.vjp(lambda *a: layer_norm_channels(*a, 1e-6), x, scale, bias)
+        want_out, want_vjp = jax.vjp(plain, x, scale, bias)
+        np.testing.assert_allclose(out, want_out, rtol=1e-12)
+        for got, want in zip(vjp(g), want_vjp(g)):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

@@ -52,7 +52,7 @@ def test_inference_shapes_colour_and_tiles(tiny_weights):
         loaded(np.full((8, 8), np.nan, np.float32))
 
 
-@pytest.mark.parametrize("name", ["nafnet-cpu", "nafnet-long"])
+@pytest.mark.parametrize("name", ["nafnet-cpu", "nafnet-long", "nafnet-longer"])
 def test_shipped_weights_reproduce_their_manifest(name):
     if name not in models.available():
         pytest.fail(f"checkpoints/nafnet/{name.split('-')[1]} is missing: the CPU NAFNet weights must ship with the "
