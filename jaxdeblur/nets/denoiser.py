@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdeblur.nets.functional import torch_conv
-from jaxdeblur.nets.nafnet import pixel_shuffle
+from jaxdeblur.nets.nafnet_ops import pixel_shuffle
 
 
 def _conv3(x: jax.Array, conv: nnx.Conv) -> jax.Array:

@@ -50,7 +50,7 @@ from flax import nnx
 
 from jaxdeblur.nets.conv import conv_general_dilated
 from jaxdeblur.nets.functional import torch_conv
-from jaxdeblur.nets.nafnet import pixel_shuffle
+from jaxdeblur.nets.nafnet_ops import pixel_shuffle
 
 # The reference initialises its residual blocks with Kaiming-normal weights scaled by 0.1 (variance x 0.01).
 _residual_init = jax.nn.initializers.variance_scaling(2.0 * 0.01, "fan_in", "normal")

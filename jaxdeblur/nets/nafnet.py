@@ -19,12 +19,14 @@ then a 2x2 stride-2 conv doubling the channels; the middle blocks; per
 decoder level a 1x1 conv doubling the channels (no bias) and a 2x pixel
 shuffle (PyTorch's channel order), the encoder skip added, then its blocks;
 a 3x3 ending conv back to the image channels. Convolutions use PyTorch's
-default initialisation (as the reference code) and zero padding.
+default initialisation (as the reference code) and zero padding. The
+layers are the pure functions of `jaxdeblur.nets.nafnet_ops` (hand-written
+backward passes for XLA:CPU); the modules here hold their parameters in the
+reference code's layout (every conv an `nnx.Conv`).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import jax
@@ -32,107 +34,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdeblur.nets.functional import torch_conv as _conv
-from jaxdeblur.nets.fused import channel_sum
-from jaxdeblur.nets.platform import fast_cpu_paths
-
-
-def _zero_pad(x: jax.Array, r: int) -> jax.Array:
-    return jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
-
-
-def _taps3x3(xp: jax.Array, kernel: jax.Array, h: int, w: int) -> jax.Array:
-    """sum_ij xp[:, i:i+h, j:j+w] * kernel[i, j]: xp (N, H+2, W+2, C), kernel (3, 3, C) -> (N, H, W, C)."""
-    return sum(xp[:, i : i + h, j : j + w, :] * kernel[i, j] for i in range(3) for j in range(3))
-
-
-@jax.custom_vjp
-def _depthwise_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """3x3 depthwise cross-correlation, zero padding, as nine shifted multiply-adds: x (N, H, W, C), kernel
-    (3, 3, C) -> (N, H, W, C). Its backward pass is written out (autodiff of the slices pads nine full-size
-    gradients and adds them): the input gradient is the same nine taps of the padded output gradient with the
-    kernel flipped, the kernel gradient nine products summed over N, H, W."""
-    return _depthwise_taps_fwd(x, kernel)[0]
-
-
-def _depthwise_taps_fwd(x, kernel):
-    xp = _zero_pad(x, 1)  # kept for the kernel gradient (padded once)
-    return _taps3x3(xp, kernel, *x.shape[1:3]), (xp, kernel)
-
-
-def _depthwise_taps_bwd(residuals, g):
-    xp, kernel = residuals
-    h, w = g.shape[1:3]
-    dx = _taps3x3(_zero_pad(g, 1), kernel[::-1, ::-1], h, w)
-    dk = jnp.stack([jnp.stack([jnp.sum(xp[:, i : i + h, j : j + w, :] * g, axis=(0, 1, 2)) for j in range(3)])
-                    for i in range(3)])
-    return dx, dk
-
-
-_depthwise_taps.defvjp(_depthwise_taps_fwd, _depthwise_taps_bwd)
-
-
-def depthwise3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, platform: str | None = None) -> jax.Array:
-    """3x3 depthwise cross-correlation with zero padding: x (N, H, W, C), kernel (3, 3, 1, C), bias (C,).
-
-    On CPUs it is written as nine shifted multiply-adds with a hand-written
-    backward pass (`_depthwise_taps`): XLA:CPU's grouped convolution took
-    6-25x longer for its value and gradient (measured on the 2-core CI
-    machine, 8 x 64 x 64 x 32: 200 ms against 32 ms), and autodiff of the taps
-    pads nine full-size gradients (the cpu preset's train step: ~300 against
-    ~250 ms with the written backward, `experiments/bench_train.py`);
-    elsewhere it is `lax.conv_general_dilated` with one group per channel.
-    `platform`: as `jaxdeblur.nets.platform.resolve` (the platform traced for).
-    """
-    if fast_cpu_paths(platform):
-        out = _depthwise_taps(x, kernel[:, :, 0, :])
-    else:
-        out = jax.lax.conv_general_dilated(_zero_pad(x, 1), kernel, (1, 1), "VALID",
-                                           dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                           feature_group_count=x.shape[-1])
-    return out + bias
-
-
-def simple_gate(x: jax.Array) -> jax.Array:
-    """The product of the two halves of the channel axis: (..., 2c) -> (..., c)."""
-    a, b = jnp.split(x, 2, axis=-1)
-    return a * b
-
-
-def pixel_shuffle(x: jax.Array, r: int = 2) -> jax.Array:
-    """(N, H, W, C r^2) -> (N, H r, W r, C), PyTorch's PixelShuffle channel order (c, i, j)."""
-    n, h, w, c = x.shape
-    x = x.reshape(n, h, w, c // (r * r), r, r)
-    return x.transpose(0, 1, 4, 2, 5, 3).reshape(n, h * r, w * r, c // (r * r))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def layer_norm_channels(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> jax.Array:
-    """LayerNorm over the last axis of every pixel: x (..., C), scale and bias (C,) -> (..., C).
-
-    Its backward pass is written out, as the reference code's LayerNormFunction: dx = rstd (gs - mean(gs) -
-    xhat mean(gs xhat)) with gs = g scale, the scale and bias gradients sums over the pixels (matrix products).
-    Measured on the 2-core CPU (the cpu preset's network step, 30 alternating rounds): 285 -> 247 ms median
-    against autodiff's.
-    """
-    return _layer_norm_fwd(x, scale, bias, eps)[0]
-
-
-def _layer_norm_fwd(x, scale, bias, eps):
-    centred = x - jnp.mean(x, axis=-1, keepdims=True)
-    rstd = jax.lax.rsqrt(jnp.mean(jnp.square(centred), axis=-1, keepdims=True) + eps)
-    normalised = centred * rstd
-    return normalised * scale + bias, (normalised, rstd, scale)
-
-
-def _layer_norm_bwd(eps, residuals, g):
-    normalised, rstd, scale = residuals
-    gs = g * scale
-    dx = rstd * (gs - jnp.mean(gs, axis=-1, keepdims=True)
-                 - normalised * jnp.mean(gs * normalised, axis=-1, keepdims=True))
-    return dx, channel_sum(g * normalised), channel_sum(g)
-
-
-layer_norm_channels.defvjp(_layer_norm_fwd, _layer_norm_bwd)
+from jaxdeblur.nets.nafnet_ops import (depthwise3x3, layer_norm_channels, pixel_shuffle, pointwise_conv, simple_gate,
+                                       zero_pad)
 
 
 class LayerNorm2d(nnx.Module):
@@ -167,12 +70,17 @@ class NAFBlock(nnx.Module):
     def __call__(self, x: jax.Array, *, branch_input: jax.Array | None = None) -> jax.Array:
         """x (N, H, W, c) -> same. `branch_input` (same shape) replaces x as the input of the first half's
         branch while the residual still adds x (UFPNet's kernel attention enters this way)."""
-        h = self.expand(self.norm1(x if branch_input is None else branch_input))
+        h = _pointwise(self.expand, self.norm1(x if branch_input is None else branch_input))
         h = simple_gate(depthwise3x3(h, self.depthwise.kernel[...], self.depthwise.bias[...]))
         h = h * self.attention(jnp.mean(h, axis=(1, 2), keepdims=True))
-        y = x + self.project(h) * self.beta[...]
-        h = self.ffn_project(simple_gate(self.ffn_expand(self.norm2(y))))
-        return y + h * self.gamma[...]
+        y = x + _pointwise(self.project, h, self.beta[...])
+        return y + _pointwise(self.ffn_project, simple_gate(_pointwise(self.ffn_expand, self.norm2(y))), self.gamma[...])
+
+
+def _pointwise(conv: nnx.Conv, x: jax.Array, scale: jax.Array | None = None) -> jax.Array:
+    """A 1x1 `nnx.Conv` of the block applied as `pointwise_conv` (its kernel (1, 1, Cin, Cout) as a matrix)."""
+    kernel = conv.kernel[...]
+    return pointwise_conv(x, kernel.reshape(kernel.shape[2:]), conv.bias[...], scale)
 
 
 def _blocks(channels: int, count: int, rngs: nnx.Rngs) -> nnx.List:
@@ -232,7 +140,7 @@ class NAFNet(nnx.Module):
         n, h, w, _ = x.shape
         m = 2**self.levels
         inp = jnp.pad(x, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)))
-        f = self.intro(_zero_pad(inp, 1))
+        f = self.intro(zero_pad(inp, 1))
         skips = []
         for level, down in enumerate(self.downs):
             f, condition = self.encode_level(level, f, condition)
@@ -244,7 +152,7 @@ class NAFNet(nnx.Module):
             f = pixel_shuffle(up(f)) + skip
             for block in blocks:
                 f = block(f)
-        out = self.ending(_zero_pad(f, 1)) + inp
+        out = self.ending(zero_pad(f, 1)) + inp
         return out[:, :h, :w, :]
 
 

@@ -14,7 +14,7 @@ from jaxdeblur.nets import apply, split_module, torch_batch_norm, torch_conv
 from jaxdeblur.nets import platform as nets_platform
 from jaxdeblur.nets.conv import conv_general_dilated
 from jaxdeblur.nets.fused import batch_norm_act, reflect_pad, upsample2x_bilinear
-from jaxdeblur.nets.nafnet import depthwise3x3
+from jaxdeblur.nets.nafnet_ops import depthwise3x3
 
 X = jnp.ones((1, 8, 8, 2))
 W = jnp.ones((3, 3, 2, 3))
