@@ -87,27 +87,28 @@ layer_norm_channels.defvjp(_layer_norm_fwd, _layer_norm_bwd)
 def pointwise_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, scale: jax.Array | None) -> jax.Array:
     """(x @ kernel + bias) * scale: a 1x1 convolution, then a per-channel scale (None: none).
 
-    x (..., Cin), kernel (Cin, Cout), bias and scale (Cout,) -> (..., Cout). Backward pass as matrix
-    products over the pixels: dx = gs kernel^T, dkernel = x^T gs, dbias = 1^T gs with gs = g scale, and
-    dscale = 1^T (g (x @ kernel + bias)).
+    x (..., Cin), kernel (Cin, Cout), bias and scale (Cout,) -> (..., Cout). Backward pass from two matrix
+    products over the pixels, M = x^T g and 1^T g, and one of g with the scaled kernel: dx = g (kernel scale)^T,
+    dkernel = M scale, dbias = (1^T g) scale, dscale = sum_c kernel * M + bias (1^T g) (no pass over the
+    unscaled output, which is not kept).
     """
     return _pointwise_fwd(x, kernel, bias, scale)[0]
 
 
 def _pointwise_fwd(x, kernel, bias, scale):
     out = jnp.dot(x, kernel) + bias
-    if scale is None:
-        return out, (x, kernel, None, None)
-    return out * scale, (x, kernel, scale, out)
+    return (out if scale is None else out * scale), (x, kernel, bias, scale)
 
 
 def _pointwise_bwd(residuals, g):
-    x, kernel, scale, unscaled = residuals
+    x, kernel, bias, scale = residuals
     cin, cout = kernel.shape
     g = g.reshape(-1, cout)
-    gs = g if scale is None else g * scale
-    dscale = None if scale is None else channel_sum(g * unscaled.reshape(-1, cout))
-    return (gs @ kernel.T).reshape(x.shape), x.reshape(-1, cin).T @ gs, channel_sum(gs), dscale
+    product, g_sum = x.reshape(-1, cin).T @ g, channel_sum(g)
+    if scale is None:
+        return (g @ kernel.T).reshape(x.shape), product, g_sum, None
+    return ((g @ (kernel * scale).T).reshape(x.shape), product * scale, g_sum * scale,
+            jnp.sum(kernel * product, axis=0) + bias * g_sum)
 
 
 pointwise_conv.defvjp(_pointwise_fwd, _pointwise_bwd)
