@@ -17,8 +17,9 @@ gradient (a nine-tap stencil per consumer). Here channel sums are products with 
 gradient runs one image at a time in a `lax.scan` (a loop body cannot absorb its input's
 producer, and one image's products stay in cache). Network step: LayerNorm 285 -> 247 ms;
 then the depthwise sums in a scan and the 1x1 convolutions as products ~1.5x faster (329 / 316
--> 212 / 218 ms median, two copies of each in one process, a noisy hour); the trainer's step
-against PyTorch's 0.81x -> 1.09x (DESIGN.md, CPU notes).
+-> 212 / 218 ms median, two copies of each in one process, a noisy hour), the 1x1 backward
+with the scale folded into the kernel 5 % more; the trainer's step against PyTorch's 0.81x ->
+1.28x / 1.34x (two runs of experiments/bench_train.py; DESIGN.md, CPU notes).
 """
 
 from __future__ import annotations
