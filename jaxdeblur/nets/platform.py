@@ -1,6 +1,6 @@
 """Which platform the nets are traced for: the one choice between their CPU fast paths and the plain ops.
 
-`nets.conv`, `nets.fused` and `nets.nafnet` have hand-written paths that
+`nets.conv`, `nets.fused` and `nets.nafnet_ops` have hand-written paths that
 only pay off on XLA:CPU (loop-friendly convolution gradients, fused
 BatchNorm / pad / upsampling backward passes, depthwise convs as shifted
 multiply-adds); every other platform runs the plain lax / jnp ops. The
