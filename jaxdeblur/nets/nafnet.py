@@ -74,7 +74,8 @@ class NAFBlock(nnx.Module):
         h = simple_gate(depthwise3x3(h, self.depthwise.kernel[...], self.depthwise.bias[...]))
         h = h * self.attention(jnp.mean(h, axis=(1, 2), keepdims=True))
         y = x + _pointwise(self.project, h, self.beta[...])
-        return y + _pointwise(self.ffn_project, simple_gate(_pointwise(self.ffn_expand, self.norm2(y))), self.gamma[...])
+        h = simple_gate(_pointwise(self.ffn_expand, self.norm2(y)))
+        return y + _pointwise(self.ffn_project, h, self.gamma[...])
 
 
 def _pointwise(conv: nnx.Conv, x: jax.Array, scale: jax.Array | None = None) -> jax.Array:

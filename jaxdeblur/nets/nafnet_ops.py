@@ -10,8 +10,8 @@ Why the written backward passes (measured on the 2-core CI machine, the cpu pres
 value-and-grad + AdamW, 8 x 64 x 64, A/B in one process, 30 alternating rounds,
 `experiments/bench_train.py` for the trainer's step): XLA:CPU turns a sum over N, H, W into a
 slow `reduce-window` tree, a 1x1 conv's kernel gradient as `nets.conv` computes it (batch and
-channels swapped) transposes both activations, and XLA fuses an elementwise producer into EVERY consumer: the depthwise
-kernel gradient's nine product-sums each recomputed the depthwise forward pass and the gate's
+channels swapped) transposes both activations, and XLA fuses an elementwise producer into
+EVERY consumer: the depthwise kernel gradient's nine product-sums each recomputed the depthwise forward pass and the gate's
 gradient (a nine-tap stencil per consumer). Here channel sums are products with a ones vector
 (XLA's gemv), 1x1 convolutions are matrix products in both directions, and the depthwise kernel
 gradient runs one image at a time in a `lax.scan` (a loop body cannot absorb its input's
