@@ -10,16 +10,17 @@ Why the written backward passes (measured on the 2-core CI machine, the cpu pres
 value-and-grad + AdamW, 8 x 64 x 64, A/B in one process, 30 alternating rounds,
 `experiments/bench_train.py` for the trainer's step): XLA:CPU turns a sum over N, H, W into a
 slow `reduce-window` tree, a 1x1 conv's kernel gradient as `nets.conv` computes it (batch and
-channels swapped) transposes both activations, and XLA fuses an elementwise producer into
-EVERY consumer: the depthwise kernel gradient's nine product-sums each recomputed the depthwise forward pass and the gate's
-gradient (a nine-tap stencil per consumer). Here channel sums are products with a ones vector
-(XLA's gemv), 1x1 convolutions are matrix products in both directions, and the depthwise kernel
-gradient runs one image at a time in a `lax.scan` (a loop body cannot absorb its input's
-producer, and one image's products stay in cache). Network step: LayerNorm 285 -> 247 ms;
-then the depthwise sums in a scan and the 1x1 convolutions as products ~1.5x faster (329 / 316
--> 212 / 218 ms median, two copies of each in one process, a noisy hour), the 1x1 backward
-with the scale folded into the kernel 5 % more; the trainer's step against PyTorch's 0.81x ->
-1.28x / 1.34x (two runs of experiments/bench_train.py; DESIGN.md, CPU notes).
+channels swapped) transposes both activations, and XLA fuses an elementwise producer into EVERY
+consumer: the depthwise kernel gradient's nine product-sums each recomputed the depthwise
+forward pass and the gate's gradient (a nine-tap stencil per consumer). Here channel sums are
+products with a ones vector (XLA's gemv), 1x1 convolutions are matrix products in both
+directions, and the depthwise kernel gradient runs one image at a time in a `lax.scan` (a loop
+body cannot absorb its input's producer, and one image's products stay in cache). Network step:
+LayerNorm 285 -> 247 ms; then the depthwise sums in a scan and the 1x1 convolutions as products
+~1.5x faster (329 / 316 -> 212 / 218 ms median, two copies of each in one process, a noisy
+hour), the 1x1 backward with the scale folded into the kernel 5 % more; the trainer's step
+against PyTorch's 0.81x -> 1.28x / 1.34x (two runs of experiments/bench_train.py; DESIGN.md, CPU
+notes).
 """
 
 from __future__ import annotations
