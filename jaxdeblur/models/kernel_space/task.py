@@ -22,7 +22,7 @@ from flax import nnx
 
 from jaxdeblur import losses
 from jaxdeblur.data import degrade as degradation
-from jaxdeblur.data.pipeline import eval_batches, loader
+from jaxdeblur.data.pipeline import eval_batches
 from jaxdeblur.data.sources import SamplePhotos
 from jaxdeblur.forward import blur
 from jaxdeblur.metrics import psnr_per_image
@@ -44,11 +44,6 @@ def build_network(config: KernelSpaceConfig, rngs: nnx.Rngs) -> KernelSpace:
 def make_optimizer(config: KernelSpaceConfig) -> optax.GradientTransformation:
     """Adam with cosine annealing restarted after each of `config.optim.lr_periods` (fractions of the steps)."""
     return config.optim.make(config.train.steps)
-
-
-def _pair(batch: dict, *, host: bool = False) -> dict:
-    pair = {"blurred": batch["blurred"], "sharp": batch["sharp"]}
-    return {k: np.asarray(v) for k, v in pair.items()} if host else pair
 
 
 def naive_reblur(sharp: jax.Array, blurred: jax.Array, kernel_size: int) -> jax.Array:
@@ -80,23 +75,6 @@ class KernelSpaceTask(FolderData, Task):
 
     def optimizer(self) -> optax.GradientTransformation:
         return make_optimizer(self.config)
-
-    def train_loader(self, seed: int):
-        return loader(self._sources()[0], batch_size=self.config.train.batch_size, tile=self._tile(), seed=seed)
-
-    def eval_batches(self) -> list[dict]:
-        d = self.config.data
-        tiles = eval_batches(self._sources()[1], batch_size=d.eval_batch_size, tile=self._tile(),
-                             num_batches=d.eval_batches)
-        if d.paired:
-            return [_pair(b, host=True) for b in tiles]
-        keys = jax.random.split(jax.random.key(d.eval_seed), len(tiles))
-        return [_pair(degradation.degrade(k, b["sharp"], d.degrade), host=True) for k, b in zip(keys, tiles)]
-
-    def prepare(self, key: jax.Array, batch: dict) -> dict:
-        if self.config.data.paired:
-            return _pair(degradation.augment(key, _pair(batch)))
-        return _pair(degradation.degrade(key, batch["sharp"], self.config.data.degrade))
 
     def loss(self, model: KernelSpace, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """Charbonnier distance between F(sharp, G(sharp, blurred)) and blurred; also its PSNR (dB)."""

@@ -6,15 +6,15 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
 from jaxdeblur.data import degrade as degradation
-from jaxdeblur.data.pipeline import eval_batches, loader
+from jaxdeblur.data.pipeline import eval_batches
 from jaxdeblur.data.sources import SamplePhotos
 from jaxdeblur.metrics import psnr_per_image
 from jaxdeblur.models.folder_data import FolderData
+from jaxdeblur.models.folder_data import pair as folder_pair
 from jaxdeblur.models.nafnet.config import NAFNetConfig
 from jaxdeblur.nets.nafnet import NAFNet, restore
 from jaxdeblur.train.task import Task
@@ -54,28 +54,6 @@ class NAFNetTask(FolderData, Task):
 
     def optimizer(self) -> optax.GradientTransformation:
         return self.config.optim.make(self.config.train.steps)
-
-    def train_loader(self, seed: int):
-        return loader(self._sources()[0], batch_size=self.config.train.batch_size, tile=self._tile(), seed=seed)
-
-    def eval_batches(self) -> list[dict]:
-        d = self.config.data
-        tiles = eval_batches(self._sources()[1], batch_size=d.eval_batch_size, tile=self._tile(),
-                             num_batches=d.eval_batches)
-        if d.paired:
-            return [{"blurred": b["blurred"], "sharp": b["sharp"]} for b in tiles]
-        keys = jax.random.split(jax.random.key(d.eval_seed), len(tiles))
-        return [self._pair(degradation.degrade(k, b["sharp"], d.degrade), host=True) for k, b in zip(keys, tiles)]
-
-    @staticmethod
-    def _pair(batch: dict, *, host: bool = False) -> dict:
-        pair = {"blurred": batch["blurred"], "sharp": batch["sharp"]}
-        return {k: np.asarray(v) for k, v in pair.items()} if host else pair
-
-    def prepare(self, key: jax.Array, batch: dict) -> dict:
-        if self.config.data.paired:
-            return self._pair(degradation.augment(key, self._pair(batch)))
-        return self._pair(degradation.degrade(key, batch["sharp"], self.config.data.degrade))
 
     def loss(self, model: NAFNet, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """NAFNet's PSNR loss: the batch mean of -PSNR(output, sharp) (dB, unclamped output)."""
@@ -124,8 +102,7 @@ def check_pairs(config: NAFNetConfig) -> dict:
     tile = degradation.tile_size(config.data.degrade)
     photos = SamplePhotos(CHECK_PHOTOS, mode=mode, size=max(128, tile))
     (tiles,) = eval_batches(photos, batch_size=len(CHECK_PHOTOS), tile=tile)
-    pair = degradation.degrade(jax.random.key(CHECK_SEED), tiles["sharp"], config.data.degrade)
-    return NAFNetTask._pair(pair, host=True)
+    return folder_pair(degradation.degrade(jax.random.key(CHECK_SEED), tiles["sharp"], config.data.degrade), host=True)
 
 
 def check_metrics(restorer, config: NAFNetConfig) -> dict:
