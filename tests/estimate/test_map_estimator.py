@@ -15,22 +15,14 @@ from jaxdeblur.estimate.components import clean_kernel, label_components
 from jaxdeblur.estimate.map_estimator import pyramid
 from jaxdeblur.forward import blur
 from jaxdeblur.metrics import kernel_similarity
+from tests.estimate.scenes import shapes_scene
 
 SIZE, KERNEL = 64, 9
 
 
 def shapes(seed: int) -> np.ndarray:
     """A piecewise-constant (SIZE, SIZE) image of random rectangles and discs: strong edges in every direction."""
-    rng = np.random.default_rng(seed)
-    x = np.full((SIZE, SIZE), 0.5, np.float32)
-    rows, cols = np.mgrid[:SIZE, :SIZE]
-    for _ in range(8):
-        r0, c0 = rng.integers(0, SIZE - 8, 2)
-        h, w = rng.integers(6, SIZE // 2, 2)
-        x[r0 : r0 + h, c0 : c0 + w] = rng.uniform(0, 1)
-        cy, cx = rng.uniform(0, SIZE, 2)
-        x[(rows - cy) ** 2 + (cols - cx) ** 2 < rng.uniform(4, 14) ** 2] = rng.uniform(0, 1)
-    return x
+    return shapes_scene(seed, SIZE, 8)
 
 
 @pytest.fixture(scope="module")

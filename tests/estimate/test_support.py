@@ -22,6 +22,7 @@ from jaxdeblur.estimate.support import initial_support, kernel_extent, support_f
 from jaxdeblur.forward import blur
 from jaxdeblur.io import save_image
 from jaxdeblur.metrics import kernel_similarity
+from tests.estimate.scenes import shapes_scene
 
 SIZE = 96
 CONFIG = {"auto_support_fraction": 0.3, "coarsest_kernel": 9}
@@ -30,16 +31,7 @@ TRUE_SIZES = (9, 21)
 
 def scene(seed: int) -> np.ndarray:
     """(SIZE, SIZE) rectangles and discs on grey: strong edges in every direction."""
-    rng = np.random.default_rng(seed)
-    x = np.full((SIZE, SIZE), 0.5, np.float32)
-    rows, cols = np.mgrid[:SIZE, :SIZE]
-    for _ in range(18):
-        r0, c0 = rng.integers(0, SIZE - 8, 2)
-        h, w = rng.integers(6, SIZE // 2, 2)
-        x[r0 : r0 + h, c0 : c0 + w] = rng.uniform(0, 1)
-        cy, cx = rng.uniform(0, SIZE, 2)
-        x[(rows - cy) ** 2 + (cols - cx) ** 2 < rng.uniform(4, 14) ** 2] = rng.uniform(0, 1)
-    return x
+    return shapes_scene(seed, SIZE, 18)
 
 
 def true_kernel(size: int, seed: int) -> np.ndarray:
