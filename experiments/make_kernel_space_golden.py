@@ -27,13 +27,13 @@ Files:
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from experiments._golden import golden_arguments, write_arrays
 from experiments.torch_kernel_space import KernelWizard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,10 +75,7 @@ def run(model, sharp, blurred, target, dtype):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", type=Path, help="write only a float64 reference (not a fixture) here")
-    parser.add_argument("--paper", action="store_true", help="with --reference: the authors' full network")
-    args = parser.parse_args()
+    args = golden_arguments(__doc__)
     torch.use_deterministic_algorithms(True)
     config = PAPER if args.paper else TINY
     model, sharp, blurred, target = build(config)
@@ -93,9 +90,7 @@ def main():
     arrays.update(run(model, sharp, blurred, target, torch.float64))
     arrays.update(sharp=sharp.numpy(), blurred=blurred.numpy(), target=target.numpy(),
                   config=np.array(json.dumps(config)))
-    path = args.reference or OUT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    (np.savez if args.reference else np.savez_compressed)(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    path = write_arrays(args.reference or OUT, arrays, compressed=args.reference is None)
     n = sum(v.numel() for v in model.parameters())
     print(f"wrote {path} ({path.stat().st_size} bytes){'' if args.reference else f', {PTH} ({PTH.stat().st_size} bytes)'}"
           f"; torch {torch.__version__}; {n} parameters, loss {float(arrays['loss']):.6g}")
