@@ -2,7 +2,7 @@
 
     from jaxdeblur import restore
     sharp = restore(blurred)                          # the shipped nafnet-longer, any (H, W) / (H, W, 3)
-    sharp = restore(blurred, model="nafnet-cpu")      # the one-hour CPU NAFNet it was trained on from
+    sharp = restore(blurred, model="nafnet-cpu")      # the one-hour CPU NAFNet that nafnet-long(er) went on from
 
 The default is the best measured network (experiments/results/real_blur_check_cpu.md): nafnet-longer, +1.07 dB
 on the real-like blur check and +2.04 dB on set12 motion blur (nafnet-long: +1.05 / +1.79, nafnet-cpu: +0.89 /

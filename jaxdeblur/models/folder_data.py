@@ -52,8 +52,8 @@ class DataConfig:
 
 def pair(batch: dict, *, host: bool = False) -> dict:
     """{"blurred", "sharp"} of a batch (N, H, W, C) in [0, 1]: the arrays as they are, or as numpy arrays (`host`)."""
-    pair = {"blurred": batch["blurred"], "sharp": batch["sharp"]}
-    return {k: np.asarray(v) for k, v in pair.items()} if host else pair
+    images = {"blurred": batch["blurred"], "sharp": batch["sharp"]}
+    return {k: np.asarray(v) for k, v in images.items()} if host else images
 
 
 class FolderData:

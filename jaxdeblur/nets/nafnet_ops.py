@@ -67,7 +67,7 @@ def layer_norm_channels(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: fl
 
 def _layer_norm_fwd(x, scale, bias, eps):
     centred = x - jnp.mean(x, axis=-1, keepdims=True)
-    rstd = jax.lax.rsqrt(jnp.mean(jnp.square(centred), axis=-1, keepdims=True) + eps)
+    rstd = lax.rsqrt(jnp.mean(jnp.square(centred), axis=-1, keepdims=True) + eps)
     normalised = centred * rstd
     return normalised * scale + bias, (normalised, rstd, scale)
 
@@ -145,12 +145,11 @@ def _tap_sums(xp: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
     loop body, so g is computed once instead of once per tap, and one image's products stay in cache.
     """
     h, w, c = g.shape[1:]
-    ones = jnp.ones((h * w,), g.dtype)
 
     def add_image(total, image):
         xi, gi = image
         products = [xi[i : i + h, j : j + w] * gi for i in range(3) for j in range(3)] + [gi]
-        return total + jnp.stack([ones @ p.reshape(h * w, c) for p in products]), None
+        return total + jnp.stack([channel_sum(p) for p in products]), None
 
     total, _ = lax.scan(add_image, jnp.zeros((10, c), g.dtype), (xp, g))
     return total[:9].reshape(3, 3, c), total[9]
@@ -177,6 +176,6 @@ def depthwise3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, platform: 
     """
     if fast_cpu_paths(platform):
         return _depthwise_taps(x, kernel[:, :, 0, :], bias)
-    out = jax.lax.conv_general_dilated(zero_pad(x, 1), kernel, (1, 1), "VALID",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
+    out = lax.conv_general_dilated(zero_pad(x, 1), kernel, (1, 1), "VALID",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
     return out + bias
